@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Tollgate vs nginx as a reverse proxy, side by side on this machine.
+#
+# nginx serves as the backend (`return 200`) and as the reference proxy; wrk
+# loads (1) the backend directly, (2) nginx proxying, (3) tollgate proxying —
+# one worker each, keep-alive to the upstream, the same route. The proxy is
+# pinned to CPU 0, wrk and the backend to CPU 1. A second scenario compares
+# tollgate with 10,000 routes against tollgate with one route.
+#
+# Prints requests/s, p50/p99 latency, the proxy's CPU µs per request (from
+# /proc/PID/stat, utime+stime of all its processes/threads) and RSS, and the
+# tollgate/nginx ratios; writes the table to docs/benchmarks.md.
+#
+# Usage: bench/proxy-vs-nginx.sh            (DURATION=10 CONNS=50 by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
+OUT_MD=${OUT_MD:-$ROOT/docs/benchmarks.md}
+WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+BACKEND_PORT=${BACKEND_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
+TOLLGATE_PORT=${TOLLGATE_PORT:-18082}
+PIDS=()
+
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk || ! need taskset; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk util-linux >/dev/null \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx wrk util-linux >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet
+TOLLGATE=$ROOT/target/release/tollgate
+TICK=$(getconf CLK_TCK)
+
+# --- helpers -------------------------------------------------------------
+cpu_ticks() { # sum utime+stime over the given pids (all threads included)
+  local t=0 p
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    # fields after the ")" of comm: utime is 14th, stime 15th field overall
+    t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$t"
+}
+rss_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$t"; }
+family() { echo "$1"; pgrep -P "$1" || true; } # nginx master + workers
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; return 1; }
+
+# run_wrk NAME URL [LUA] -> sets RPS P50 P99 REQS
+run_wrk() {
+  local url=$1 lua=${2:-} args=()
+  [ -n "$lua" ] && args=(-s "$lua")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d2s "${args[@]}" "$url" >/dev/null # warm-up
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${args[@]}" "$url" >"$WORK/wrk.txt"
+  RPS=$(awk '/Requests\/sec/{print $2}' "$WORK/wrk.txt")
+  REQS=$(awk '/requests in/{print $1}' "$WORK/wrk.txt")
+  P50=$(awk '$1=="50%"{print $2}' "$WORK/wrk.txt")
+  P99=$(awk '$1=="99%"{print $2}' "$WORK/wrk.txt")
+  ERRS=$(awk '/Non-2xx|Socket errors/{print}' "$WORK/wrk.txt" | tr '\n' ' ')
+}
+to_ms() { # wrk latency (e.g. 812.00us, 1.05ms, 1.2s) -> ms
+  awk -v v="$1" 'BEGIN{ if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v+0} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v }'
+}
+# measure NAME URL "PIDS" [LUA] -> one result line in $WORK/results
+measure() {
+  local name=$1 url=$2 pids=$3 lua=${4:-}
+  local before after
+  before=$(cpu_ticks $pids)
+  run_wrk "$url" "$lua"
+  after=$(cpu_ticks $pids)
+  local cpu_us
+  cpu_us=$(awk -v a="$after" -v b="$before" -v t="$TICK" -v n="$REQS" 'BEGIN{ if (n>0) printf "%.2f", (a-b)/t*1e6/n; else print "nan" }')
+  local rss; rss=$(rss_kib $pids)
+  printf '%s|%s|%s|%s|%s|%s|%s\n' "$name" "$RPS" "$(to_ms "$P50")" "$(to_ms "$P99")" "$cpu_us" "$rss" "$ERRS" >>"$WORK/results"
+  printf '  %-22s %10s req/s  p50 %8s  p99 %8s  cpu/req %6s us  rss %6s KiB %s\n' "$name" "$RPS" "$P50" "$P99" "$cpu_us" "$rss" "$ERRS"
+}
+
+# --- backend: nginx returning a small body, on CPU 1 -----------------------
+mkdir -p "$WORK/backend" "$WORK/proxy"
+cat >"$WORK/backend/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $WORK/backend/error.log;
+pid $WORK/backend/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$BACKEND_PORT reuseport;
+    location / { return 200 "hello from the backend\n"; }
+  }
+}
+CONF
+taskset -c 1 "$NGINX" -p "$WORK/backend" -c "$WORK/backend/nginx.conf" 2>/dev/null &
+PIDS+=($!)
+wait_port "$BACKEND_PORT"
+
+# --- nginx as the reference proxy, one worker on CPU 0 ---------------------
+cat >"$WORK/proxy/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $WORK/proxy/error.log;
+pid $WORK/proxy/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+taskset -c 0 "$NGINX" -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" 2>/dev/null &
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
+wait_port "$NGINX_PORT"
+
+# --- tollgate, one worker on CPU 0 ------------------------------------------
+start_tollgate() { # CONFIG_FILE
+  TOLLGATE_DATABASE=off TOLLGATE_DECLARATIVE_CONFIG="$1" TOLLGATE_WORKER_THREADS=1 \
+  TOLLGATE_PROXY_LISTEN=127.0.0.1:$TOLLGATE_PORT TOLLGATE_ADMIN_LISTEN=off TOLLGATE_STATUS_LISTEN=off \
+  TOLLGATE_ACCESS_LOG=off TOLLGATE_LOG_LEVEL=warn TOLLGATE_PREFIX="$WORK/tollgate" \
+    taskset -c 0 "$TOLLGATE" run &
+  TG_PID=$!
+  PIDS+=($TG_PID)
+  wait_port "$TOLLGATE_PORT"
+}
+stop_tollgate() { kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true; }
+
+cat >"$WORK/one-route.yml" <<YML
+_format_version: "3.0"
+services:
+- name: backend
+  url: http://127.0.0.1:$BACKEND_PORT
+  routes:
+  - name: all
+    paths: [/]
+YML
+start_tollgate "$WORK/one-route.yml"
+sleep 0.5
+IDLE_RSS=$(rss_kib "$TG_PID")
+
+echo "== scenario 1: one route, ${CONNS} connections, ${DURATION}s (proxy on CPU 0, wrk+backend on CPU 1)"
+: >"$WORK/results"
+measure "backend direct" "http://127.0.0.1:$BACKEND_PORT/" "$(family "$(cat "$WORK/backend/nginx.pid")")"
+measure "nginx proxy" "http://127.0.0.1:$NGINX_PORT/" "$(family "$NGINX_PID")"
+measure "tollgate proxy" "http://127.0.0.1:$TOLLGATE_PORT/" "$TG_PID"
+stop_tollgate
+
+echo "== scenario 2: 10,000 routes vs 1 route (requests spread over /r0../r9999)"
+{
+  echo '_format_version: "3.0"'
+  echo 'services:'
+  echo '- name: backend'
+  echo "  url: http://127.0.0.1:$BACKEND_PORT"
+  echo '  routes:'
+  for i in $(seq 0 9999); do echo "  - {name: r$i, paths: [/r$i/]}"; done
+} >"$WORK/many-routes.yml"
+cat >"$WORK/one-prefix.yml" <<YML
+_format_version: "3.0"
+services:
+- name: backend
+  url: http://127.0.0.1:$BACKEND_PORT
+  routes:
+  - name: all
+    paths: [/r]
+YML
+cat >"$WORK/spread.lua" <<'LUA'
+math.randomseed(42)
+request = function()
+  return wrk.format(nil, "/r" .. math.random(0, 9999) .. "/item")
+end
+LUA
+start_tollgate "$WORK/one-prefix.yml"
+measure "tollgate 1 route" "http://127.0.0.1:$TOLLGATE_PORT/" "$TG_PID" "$WORK/spread.lua"
+stop_tollgate
+start_tollgate "$WORK/many-routes.yml"
+measure "tollgate 10k routes" "http://127.0.0.1:$TOLLGATE_PORT/" "$TG_PID" "$WORK/spread.lua"
+ROUTES_RSS=$(rss_kib "$TG_PID")
+stop_tollgate
+
+# --- report -------------------------------------------------------------------
+field() { awk -F'|' -v n="$1" -v f="$2" '$1==n{print $f}' "$WORK/results"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
+R_RPS=$(ratio "$(field 'tollgate proxy' 2)" "$(field 'nginx proxy' 2)")
+R_P99=$(ratio "$(field 'tollgate proxy' 4)" "$(field 'nginx proxy' 4)")
+R_CPU=$(ratio "$(field 'tollgate proxy' 5)" "$(field 'nginx proxy' 5)")
+R_ROUTES=$(ratio "$(field 'tollgate 10k routes' 2)" "$(field 'tollgate 1 route' 2)")
+
+CPU_MODEL=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
+{
+  echo "# Benchmarks"
+  echo
+  echo "Produced by \`bench/proxy-vs-nginx.sh\` (DURATION=${DURATION}s, ${CONNS} connections, wrk -t1)."
+  echo "Machine: $(nproc) cores, ${CPU_MODEL:-unknown CPU}, $(uname -sr), $($NGINX -v 2>&1 | sed 's/.*: //'), $(date -u +%Y-%m-%d)."
+  echo "Setup: proxy pinned to CPU 0; wrk and the nginx backend (\`return 200\`) share CPU 1; one worker per proxy;"
+  echo "keep-alive to the upstream; access logs off on both. CPU/request = proxy utime+stime over the run / requests."
+  echo
+  echo "| scenario | req/s | p50 ms | p99 ms | proxy CPU µs/req | RSS KiB |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  while IFS='|' read -r n rps p50 p99 cpu rss errs; do
+    echo "| $n | $rps | $p50 | $p99 | $cpu | $rss |"
+  done <"$WORK/results"
+  echo
+  echo "| ratio (tollgate / nginx) | value | target |"
+  echo "|---|---:|---|"
+  echo "| requests/s | $R_RPS | ≥ 1.0 |"
+  echo "| p99 latency | $R_P99 | ≤ 1.0 |"
+  echo "| CPU per request | $R_CPU | ≤ 1.0 (goal 0.77) |"
+  echo "| 10k routes req/s vs 1 route | $R_ROUTES | ≥ 0.9 |"
+  echo
+  echo "Tollgate idle RSS: ${IDLE_RSS} KiB (target ≤ 15 MB); with 10,000 routes loaded: ${ROUTES_RSS} KiB."
+} >"$OUT_MD.tmp"
+mv "$OUT_MD.tmp" "$OUT_MD"
+echo
+cat "$OUT_MD"

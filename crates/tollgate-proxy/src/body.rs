@@ -1,0 +1,197 @@
+//! The body type used in both directions.
+//!
+//! A [`ProxyBody`] is either a small body Tollgate made itself, a client's
+//! request body on its way up, or a backend's response body on its way down.
+//! Bodies are streamed frame by frame: nothing is buffered whole. A backend
+//! body returns its connection to the pool when it ends cleanly, fails when
+//! the backend stalls longer than the service's `read_timeout`, and counts the
+//! bytes it passed (for the access log, written when the body is dropped).
+
+use crate::access_log::LogHandle;
+use crate::upstream::pool::Returner;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
+
+/// Why a body stream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The peer's stream failed (reset, bad framing, closed early).
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// The backend sent nothing for longer than `read_timeout`.
+    #[error("upstream read timed out")]
+    ReadTimeout,
+}
+
+/// A backend response body with read timeout and pool return.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    inner: Incoming,
+    read_timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    returner: Option<Returner>,
+}
+
+impl UpstreamBody {
+    /// Wraps a backend body; `returner` gives the connection back on a clean end.
+    pub fn new(inner: Incoming, read_timeout: Duration, returner: Option<Returner>) -> Self {
+        let mut b = UpstreamBody {
+            inner,
+            read_timeout,
+            sleep: None,
+            returner,
+        };
+        if b.inner.is_end_stream() {
+            b.finish();
+        }
+        b
+    }
+
+    fn finish(&mut self) {
+        if let Some(r) = self.returner.take() {
+            r.give_back();
+        }
+    }
+
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(s) = self.sleep.as_mut() {
+                    s.as_mut().reset(Instant::now() + self.read_timeout);
+                }
+                if self.inner.is_end_stream() {
+                    self.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.returner = None;
+                Poll::Ready(Some(Err(BodyError::Hyper(e))))
+            }
+            Poll::Ready(None) => {
+                self.finish();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let timeout = self.read_timeout;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(sleep.as_mut().poll(cx));
+                self.returner = None;
+                Poll::Ready(Some(Err(BodyError::ReadTimeout)))
+            }
+        }
+    }
+}
+
+use std::future::Future;
+
+/// What a [`ProxyBody`] carries.
+#[derive(Debug)]
+enum Kind {
+    Empty,
+    Full(Option<Bytes>),
+    Incoming(Incoming),
+    Upstream(UpstreamBody),
+}
+
+/// The one body type Tollgate sends, upstream and downstream.
+#[derive(Debug)]
+pub struct ProxyBody {
+    kind: Kind,
+    log: Option<LogHandle>,
+}
+
+impl ProxyBody {
+    /// An empty body.
+    pub fn empty() -> Self {
+        ProxyBody {
+            kind: Kind::Empty,
+            log: None,
+        }
+    }
+
+    /// A complete body made by Tollgate.
+    pub fn full(bytes: Bytes) -> Self {
+        ProxyBody {
+            kind: Kind::Full(Some(bytes)),
+            log: None,
+        }
+    }
+
+    /// A client's request body, streamed upstream.
+    pub fn incoming(body: Incoming) -> Self {
+        ProxyBody {
+            kind: Kind::Incoming(body),
+            log: None,
+        }
+    }
+
+    /// A backend's response body, streamed downstream.
+    pub fn upstream(body: UpstreamBody) -> Self {
+        ProxyBody {
+            kind: Kind::Upstream(body),
+            log: None,
+        }
+    }
+
+    /// Attaches the access-log record, written when this body is dropped
+    /// (after the last byte was sent, or the client went away).
+    pub fn with_log(mut self, log: Option<LogHandle>) -> Self {
+        self.log = log;
+        self
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let res = match &mut this.kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Incoming(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|o| o.map(|r| r.map_err(BodyError::Hyper))),
+            Kind::Upstream(b) => b.poll_frame(cx),
+        };
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (this.log.as_mut(), &res) {
+            if let Some(d) = frame.data_ref() {
+                log.add_bytes(d.len() as u64);
+            }
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Full(b) => b.is_none(),
+            Kind::Incoming(b) => b.is_end_stream(),
+            Kind::Upstream(b) => b.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Incoming(b) => b.size_hint(),
+            Kind::Upstream(b) => b.inner.size_hint(),
+        }
+    }
+}

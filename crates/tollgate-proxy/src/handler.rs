@@ -1,0 +1,465 @@
+//! The request path: one client request in, one response out.
+//!
+//! Order of work, following Kong's phases: framing checks (smuggling guard) →
+//! route → protocol checks → build the upstream request (path joining,
+//! forwarded headers) → send (pool, retries) → shape the response headers →
+//! stream the body back. The log phase happens when the response body is
+//! dropped. Dropping this future (client gone) cancels the upstream request.
+
+use crate::access_log::LogRecord;
+use crate::body::{ProxyBody, UpstreamBody};
+use crate::context::{ConnInfo, Worker};
+use crate::error::{ErrorKind, ProxyError};
+use crate::headers::{self, *};
+use crate::respond::error_response;
+use crate::snapshot::{RouteEntry, Snapshot};
+use crate::{request_id, upstream, SERVER_TOKEN, VIA_TOKEN};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tollgate_router::{normalize_path, upstream_path, RequestInfo};
+
+/// What the access log needs from the request, taken before it moves on.
+struct LogSeed {
+    started_at: SystemTime,
+    method: http::Method,
+    uri: Uri,
+    version: Version,
+    referer: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+}
+
+/// Serves one request. Never fails: every error becomes a response.
+pub async fn handle(
+    worker: Arc<Worker>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let request_id = request_id::from_incoming(req.headers().get(X_REQUEST_ID));
+    let seed = worker.shared.access_log.as_ref().map(|_| LogSeed {
+        started_at: SystemTime::now(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+        version: req.version(),
+        referer: req.headers().get(header::REFERER).cloned(),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+    });
+    let snapshot = worker.shared.snapshot.load_full();
+    let accept = req.headers().get(header::ACCEPT).cloned();
+    let (resp, names) = match proxy(&worker, &conn, &snapshot, req, &request_id, start).await {
+        Ok(ok) => ok,
+        Err((e, names)) => {
+            if e.fault != crate::error::Fault::Downstream {
+                tracing::warn!(request_id = ?request_id, "{e}");
+            }
+            let mut h = HeaderMap::new();
+            if let Some(a) = accept {
+                h.insert(header::ACCEPT, a);
+            }
+            let mut resp = error_response(e.status(), e.message(), &request_id, &h);
+            if e.closes_connection() {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp.headers_mut().insert(
+                X_KONG_RESPONSE_LATENCY,
+                HeaderValue::from(start.elapsed().as_millis() as u64),
+            );
+            (resp, names)
+        }
+    };
+    Ok(attach_log(
+        &worker, &conn, resp, seed, request_id, start, names,
+    ))
+}
+
+type Names = Option<(Option<Arc<str>>, Option<Arc<str>>)>;
+
+fn attach_log(
+    worker: &Worker,
+    conn: &ConnInfo,
+    resp: Response<ProxyBody>,
+    seed: Option<LogSeed>,
+    request_id: HeaderValue,
+    start: Instant,
+    names: Names,
+) -> Response<ProxyBody> {
+    let (Some(log), Some(seed)) = (worker.shared.access_log.as_ref(), seed) else {
+        return resp;
+    };
+    let (route, service) = names.unwrap_or((None, None));
+    let status = resp.status().as_u16();
+    let handle = log.handle(LogRecord {
+        client_ip: conn.client.ip(),
+        started_at: seed.started_at,
+        method: seed.method,
+        uri: seed.uri,
+        version: seed.version,
+        status,
+        bytes_sent: 0,
+        referer: seed.referer,
+        user_agent: seed.user_agent,
+        request_id,
+        latency: start.elapsed(),
+        route,
+        service,
+    });
+    resp.map(|b| b.with_log(Some(handle)))
+}
+
+type Failure = (ProxyError, Names);
+
+/// Refuses ambiguous HTTP/1 framing (request smuggling guard).
+fn check_framing(req: &Request<Incoming>, max_uri_len: usize) -> Result<(), ProxyError> {
+    let h = req.headers();
+    if req.version() <= Version::HTTP_11 {
+        let cls = h.get_all(header::CONTENT_LENGTH);
+        let mut n = 0;
+        for v in cls.iter() {
+            n += 1;
+            if v.is_empty() || !v.as_bytes().iter().all(u8::is_ascii_digit) {
+                return Err(ProxyError::new(
+                    ErrorKind::BadRequest,
+                    "invalid Content-Length",
+                ));
+            }
+        }
+        if n > 1 {
+            return Err(ProxyError::new(
+                ErrorKind::BadRequest,
+                "duplicate Content-Length",
+            ));
+        }
+        if n == 1 && h.contains_key(header::TRANSFER_ENCODING) {
+            return Err(ProxyError::new(
+                ErrorKind::BadRequest,
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if h.get_all(header::HOST).iter().nth(1).is_some() {
+            return Err(ProxyError::new(ErrorKind::BadRequest, "duplicate Host"));
+        }
+    }
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > max_uri_len {
+        return Err(ProxyError::new(
+            ErrorKind::UriTooLong,
+            "request target too long",
+        ));
+    }
+    Ok(())
+}
+
+/// The Host as sent (header, or `:authority` for HTTP/2), and without its port.
+fn request_host(req: &Request<Incoming>) -> (&str, Option<&HeaderValue>) {
+    let hv = req.headers().get(header::HOST);
+    let full = match hv.and_then(|v| v.to_str().ok()) {
+        Some(h) => h,
+        None => req.uri().authority().map_or("", |a| a.as_str()),
+    };
+    (strip_port(full), hv)
+}
+
+fn strip_port(h: &str) -> &str {
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match h.rfind(':') {
+        Some(i) if h[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &h[..i],
+        _ => h,
+    }
+}
+
+fn route_names(entry: &RouteEntry) -> Names {
+    let route = entry
+        .route
+        .name
+        .as_deref()
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(entry.route.id.to_string()));
+    let service = entry.service.as_ref().map(|s| {
+        s.service
+            .name
+            .as_deref()
+            .map(Arc::from)
+            .unwrap_or_else(|| Arc::from(s.service.id.to_string()))
+    });
+    Some((Some(route), service))
+}
+
+async fn proxy(
+    worker: &Worker,
+    conn: &ConnInfo,
+    snapshot: &Snapshot,
+    mut req: Request<Incoming>,
+    request_id: &HeaderValue,
+    start: Instant,
+) -> Result<(Response<ProxyBody>, Names), Failure> {
+    check_framing(&req, worker.shared.options.max_uri_len).map_err(|e| (e, None))?;
+
+    // Route.
+    let raw_path = req.uri().path();
+    let path = normalize_path(raw_path);
+    let (host, host_value) = request_host(&req);
+    let found = snapshot.router.find(&RequestInfo {
+        method: req.method().as_str(),
+        host,
+        port: conn.port,
+        path: &path,
+        headers: req.headers(),
+    });
+    let Some(m) = found else {
+        return Err((ProxyError::new(ErrorKind::NoRoute, "no route"), None));
+    };
+    let Some(entry) = snapshot.routes.get(m.route) else {
+        return Err((ProxyError::new(ErrorKind::NoRoute, "route index"), None));
+    };
+    let names = if worker.shared.access_log.is_some() {
+        route_names(entry)
+    } else {
+        None
+    };
+    if !conn.tls && !entry.accepts_http {
+        return Ok((https_required(entry, host, &req, request_id), names));
+    }
+    let Some(service) = entry.service.as_ref() else {
+        return Err((
+            ProxyError::new(ErrorKind::NoService, "route without service"),
+            names,
+        ));
+    };
+
+    // Upstream target and headers.
+    let route = &entry.route;
+    let mut target = upstream_path(
+        service.service.path.as_deref(),
+        &path,
+        m.matched_len,
+        route.strip_path,
+    );
+    if let Some(q) = req.uri().query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let uri = Uri::from_maybe_shared(Bytes::from(target)).map_err(|_| {
+        (
+            ProxyError::new(ErrorKind::BadRequest, "upstream uri"),
+            names.clone(),
+        )
+    })?;
+
+    let preserved_host = if route.preserve_host {
+        match host_value {
+            Some(v) => Some(v.clone()),
+            None => req
+                .uri()
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+        }
+    } else {
+        None
+    };
+    let fwd_host = HeaderValue::from_str(host).ok();
+    let fwd_path = HeaderValue::from_str(raw_path).ok();
+    let prefix = if route.strip_path && m.matched_len > 1 {
+        path.get(..m.matched_len)
+            .and_then(|p| HeaderValue::from_str(p).ok())
+    } else {
+        None
+    };
+    let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, body) = req.into_parts();
+    let h = &mut parts.headers;
+    headers::remove_hop_by_hop(h, upgrade);
+    h.remove(header::EXPECT);
+    forwarded(h, conn, fwd_host, fwd_path, prefix);
+    h.insert(X_REQUEST_ID, request_id.clone());
+    match preserved_host {
+        Some(v) => {
+            h.insert(header::HOST, v);
+        }
+        None => {
+            h.remove(header::HOST);
+        }
+    }
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    let up_req = Request::from_parts(parts, ProxyBody::incoming(body));
+
+    let proxy_latency = start.elapsed();
+    let pick = service.pick();
+    let answer = upstream::send(
+        &worker.pool,
+        service,
+        up_req,
+        pick,
+        upgrade,
+        route.preserve_host,
+    )
+    .await
+    .map_err(|e| (e, names.clone()))?;
+    let upstream_latency = start.elapsed() - proxy_latency;
+
+    let mut response = answer.response;
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching {
+        let Some(client_upgrade) = client_upgrade else {
+            // A 101 to a request that did not ask for it is broken framing.
+            return Err((
+                ProxyError::new(ErrorKind::BadResponse, "unsolicited 101"),
+                names,
+            ));
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+    }
+    let (mut parts, body) = response.into_parts();
+    let h = &mut parts.headers;
+    headers::remove_hop_by_hop(h, switching);
+    h.insert(X_REQUEST_ID, request_id.clone());
+    h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
+    h.insert(
+        X_KONG_UPSTREAM_LATENCY,
+        HeaderValue::from(upstream_latency.as_millis() as u64),
+    );
+    h.insert(
+        X_KONG_PROXY_LATENCY,
+        HeaderValue::from(proxy_latency.as_millis() as u64),
+    );
+    let body = if switching {
+        ProxyBody::empty()
+    } else {
+        ProxyBody::upstream(UpstreamBody::new(
+            body,
+            service.read_timeout,
+            answer.returner,
+        ))
+    };
+    Ok((Response::from_parts(parts, body), names))
+}
+
+/// Sets X-Forwarded-*, X-Real-IP and Via as Kong does; incoming values are
+/// kept only from trusted clients.
+fn forwarded(
+    h: &mut HeaderMap,
+    conn: &ConnInfo,
+    host: Option<HeaderValue>,
+    path: Option<HeaderValue>,
+    prefix: Option<HeaderValue>,
+) {
+    let trusted = conn.trusted;
+    let xff = match h.get(X_FORWARDED_FOR) {
+        Some(prev) if trusted => {
+            let mut b = BytesMut::with_capacity(prev.len() + 2 + conn.client_ip_value.len());
+            b.put_slice(prev.as_bytes());
+            b.put_slice(b", ");
+            b.put_slice(conn.client_ip_value.as_bytes());
+            HeaderValue::from_maybe_shared(b.freeze())
+                .unwrap_or_else(|_| conn.client_ip_value.clone())
+        }
+        _ => conn.client_ip_value.clone(),
+    };
+    h.insert(X_FORWARDED_FOR, xff);
+    let keep = |h: &HeaderMap, name: &http::HeaderName| trusted && h.contains_key(name);
+    if !keep(h, &X_FORWARDED_PROTO) {
+        let proto = if conn.tls { "https" } else { "http" };
+        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    if !keep(h, &X_FORWARDED_HOST) {
+        match host {
+            Some(v) => h.insert(X_FORWARDED_HOST, v),
+            None => h.remove(X_FORWARDED_HOST),
+        };
+    }
+    if !keep(h, &X_FORWARDED_PORT) {
+        h.insert(X_FORWARDED_PORT, conn.port_value.clone());
+    }
+    if !keep(h, &X_FORWARDED_PATH) {
+        match path {
+            Some(v) => h.insert(X_FORWARDED_PATH, v),
+            None => h.remove(X_FORWARDED_PATH),
+        };
+    }
+    if !keep(h, &X_FORWARDED_PREFIX) {
+        match prefix {
+            Some(v) => h.insert(X_FORWARDED_PREFIX, v),
+            None => h.remove(X_FORWARDED_PREFIX),
+        };
+    }
+    if !keep(h, &X_REAL_IP) {
+        h.insert(X_REAL_IP, conn.client_ip_value.clone());
+    }
+    h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
+}
+
+/// Kong's answer to plain http on an https-only route: 426, or a redirect.
+fn https_required(
+    entry: &RouteEntry,
+    host: &str,
+    req: &Request<Incoming>,
+    request_id: &HeaderValue,
+) -> Response<ProxyBody> {
+    let code = entry.route.https_redirect_status_code;
+    if matches!(code, 301 | 302 | 307 | 308) {
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = format!("https://{host}{pq}");
+        let mut r = Response::new(ProxyBody::empty());
+        *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::MOVED_PERMANENTLY);
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r.headers_mut()
+            .insert(header::SERVER, HeaderValue::from_static(SERVER_TOKEN));
+        r.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        return r;
+    }
+    let mut r = error_response(
+        StatusCode::UPGRADE_REQUIRED,
+        "Please use HTTPS protocol",
+        request_id,
+        req.headers(),
+    );
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    r.headers_mut().insert(
+        header::UPGRADE,
+        HeaderValue::from_static("TLS/1.2, HTTP/1.1"),
+    );
+    r
+}
+
+/// Copies bytes both ways between an upgraded client and backend connection.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (c, u) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!("upgrade failed: {e}");
+            return;
+        }
+    };
+    let mut c = TokioIo::new(c);
+    let mut u = TokioIo::new(u);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+        tracing::debug!("tunnel ended: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn host_port_is_stripped() {
+        assert_eq!(strip_port("a.com:8000"), "a.com");
+        assert_eq!(strip_port("a.com"), "a.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+    }
+}

@@ -1,0 +1,127 @@
+//! Listeners: binding (one socket per worker with `SO_REUSEPORT`), accepting,
+//! and serving HTTP/1.1 and HTTP/2 (h2c prior knowledge) on each connection,
+//! with the hardening limits of [`crate::ProxyOptions`] and a graceful drain.
+
+use crate::body::ProxyBody;
+use crate::context::{ConnInfo, Worker};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Binds a listening socket with `SO_REUSEPORT`, so every worker can bind its
+/// own socket on the same address and the kernel spreads connections.
+pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(4096)?;
+    Ok(s.into())
+}
+
+/// The HTTP server settings for client connections.
+pub fn http_builder(worker: &Worker) -> auto::Builder<TokioExecutor> {
+    let o = &worker.shared.options;
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(o.client_header_timeout)
+        .max_buf_size(o.max_header_size.max(8192))
+        .max_headers(o.max_headers)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(o.h2_max_concurrent_streams)
+        .max_header_list_size(o.max_header_size as u32)
+        .max_pending_accept_reset_streams(64)
+        .max_local_error_reset_streams(256)
+        .keep_alive_interval(None);
+    b
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true, then stops
+/// accepting and lets in-flight requests finish for up to `drain_timeout`.
+///
+/// `handler` serves each request; [`handler::handle`] is the proxy.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    worker: Arc<Worker>,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
+    let builder = Arc::new(http_builder(&worker));
+    let graceful = GracefulShutdown::new();
+    let local = listener.local_addr().ok();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, client) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = worker.shared.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%client, "connection limit reached; closing");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok().or(local).unwrap_or(client);
+        let conn = Arc::new(ConnInfo::new(
+            client,
+            local,
+            false,
+            &worker.shared.options.trusted_ips,
+        ));
+        let h = handler.clone();
+        let w = worker.clone();
+        let svc = hyper::service::service_fn(move |req| h(w.clone(), conn.clone(), req));
+        let builder = builder.clone();
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+            .into_owned();
+        let watched = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = watched.await {
+                tracing::debug!(%client, "connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let drain = worker.shared.options.drain_timeout;
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing remaining connections");
+    }
+}

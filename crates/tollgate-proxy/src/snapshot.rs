@@ -1,0 +1,276 @@
+//! The compiled, immutable configuration the data plane serves from.
+//!
+//! A [`Snapshot`] is built off the hot path from a validated
+//! [`tollgate_model::Config`] and swapped in atomically ([`SnapshotHandle`]);
+//! a request keeps the snapshot it started with until it ends.
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_model::{Config, Protocol, Route, Service};
+use tollgate_router::{Router, RouterError};
+
+/// One backend address a service can send to.
+#[derive(Debug)]
+pub struct TargetEntry {
+    /// Pool key: `host:port`.
+    pub key: Arc<str>,
+    /// Host to connect to (name or IP).
+    pub host: Arc<str>,
+    /// Port to connect to.
+    pub port: u16,
+    /// Pre-parsed address when `host` is an IP literal (no DNS lookup).
+    pub addr: Option<SocketAddr>,
+    /// `Host` header sent upstream when the route does not preserve the client's.
+    pub host_header: HeaderValue,
+    /// Balancing weight (> 0).
+    pub weight: u32,
+}
+
+/// A service with its backends resolved.
+#[derive(Debug)]
+pub struct ServiceEntry {
+    /// The service as configured.
+    pub service: Service,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout (between two reads, and for the response head).
+    pub read_timeout: Duration,
+    /// Retries on connect failure.
+    pub retries: u16,
+    targets: Vec<TargetEntry>,
+    /// Smooth weighted round-robin schedule: target indexes in serving order.
+    schedule: Vec<u32>,
+    next: AtomicUsize,
+}
+
+impl ServiceEntry {
+    /// A ticket for choosing a target (round-robin over weights).
+    pub fn pick(&self) -> usize {
+        if self.targets.len() <= 1 {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed)
+        }
+    }
+
+    /// The target for ticket `pick` on try number `attempt` (0 = first); a
+    /// retry moves on to the next target.
+    pub fn target(&self, pick: usize, attempt: usize) -> Option<&TargetEntry> {
+        if self.schedule.is_empty() {
+            return None;
+        }
+        let first = self.schedule[pick % self.schedule.len()] as usize;
+        self.targets.get((first + attempt) % self.targets.len())
+    }
+
+    /// All targets (for tests and status).
+    pub fn targets(&self) -> &[TargetEntry] {
+        &self.targets
+    }
+}
+
+/// A route with its compiled service.
+#[derive(Debug)]
+pub struct RouteEntry {
+    /// The route as configured.
+    pub route: Route,
+    /// Its service (None: the route has no service; answered 503).
+    pub service: Option<Arc<ServiceEntry>>,
+    /// Whether plain http is accepted on this route.
+    pub accepts_http: bool,
+}
+
+/// A compiled configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The router over `routes`.
+    pub router: Router,
+    /// Routes, indexed as the router reports them.
+    pub routes: Vec<RouteEntry>,
+    /// The validated model this was compiled from.
+    pub config: Arc<Config>,
+}
+
+/// A configuration that could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A route could not be compiled into the router.
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    /// A header value could not be built from a host name.
+    #[error("service {service}: host {host:?} is not a valid Host header")]
+    BadHost {
+        /// The service.
+        service: String,
+        /// The host.
+        host: String,
+    },
+}
+
+fn host_header(
+    host: &str,
+    port: u16,
+    protocol: Protocol,
+    service: &str,
+) -> Result<HeaderValue, CompileError> {
+    let v = if port == protocol.default_port() {
+        HeaderValue::from_str(host)
+    } else if host.contains(':') {
+        HeaderValue::from_str(&format!("[{host}]:{port}"))
+    } else {
+        HeaderValue::from_str(&format!("{host}:{port}"))
+    };
+    v.map_err(|_| CompileError::BadHost {
+        service: service.to_owned(),
+        host: host.to_owned(),
+    })
+}
+
+fn target_entry(host: &str, port: u16, weight: u32, header: HeaderValue) -> TargetEntry {
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .ok();
+    let key: Arc<str> = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}").into()
+    } else {
+        format!("{host}:{port}").into()
+    };
+    TargetEntry {
+        key,
+        host: host.trim_start_matches('[').trim_end_matches(']').into(),
+        port,
+        addr: ip.map(|ip| SocketAddr::new(ip, port)),
+        host_header: header,
+        weight,
+    }
+}
+
+fn compile_service(s: &Service, config: &Config) -> Result<ServiceEntry, CompileError> {
+    let label = s.name.clone().unwrap_or_else(|| s.id.to_string());
+    let mut targets = Vec::new();
+    if let Some(up) = config.upstreams.iter().find(|u| u.name == s.host) {
+        for t in up.targets.iter().filter(|t| t.weight > 0) {
+            let header = match &up.host_header {
+                Some(h) => host_header(h, s.protocol.default_port(), s.protocol, &label)?,
+                None => host_header(&t.host, t.port, s.protocol, &label)?,
+            };
+            targets.push(target_entry(&t.host, t.port, t.weight, header));
+        }
+    } else {
+        let header = host_header(&s.host, s.port, s.protocol, &label)?;
+        targets.push(target_entry(&s.host, s.port, 1, header));
+    }
+    let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+    let schedule = smooth_schedule(&weights);
+    Ok(ServiceEntry {
+        service: s.clone(),
+        connect_timeout: Duration::from_millis(u64::from(s.connect_timeout)),
+        read_timeout: Duration::from_millis(u64::from(s.read_timeout)),
+        retries: s.retries,
+        targets,
+        schedule,
+        next: AtomicUsize::new(0),
+    })
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// nginx's smooth weighted round-robin, unrolled once into a schedule so a
+/// request only does one atomic increment: weights 5,1,1 give a a b a c a a,
+/// never a burst of one target. Weights are reduced by their gcd; the
+/// schedule is capped at 65536 entries.
+fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
+    let g = weights.iter().copied().filter(|w| *w > 0).fold(0, gcd);
+    if g == 0 {
+        return Vec::new();
+    }
+    let w: Vec<i64> = weights.iter().map(|x| i64::from(x / g)).collect();
+    let total: i64 = w.iter().sum();
+    let len = total.min(65_536) as usize;
+    let mut current = vec![0i64; w.len()];
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..len {
+        let mut best = 0;
+        for i in 0..w.len() {
+            current[i] += w[i];
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        out.push(best as u32);
+    }
+    out
+}
+
+impl Snapshot {
+    /// Compiles a validated configuration.
+    pub fn compile(config: Arc<Config>) -> Result<Snapshot, CompileError> {
+        let mut services = std::collections::HashMap::new();
+        for s in &config.services {
+            services.insert(s.id, Arc::new(compile_service(s, &config)?));
+        }
+        let mut routes = Vec::new();
+        for r in &config.routes {
+            let service = match r.service {
+                Some(id) => match services.get(&id) {
+                    Some(s) if s.service.enabled => Some(s.clone()),
+                    // Routes of disabled services are left out of the router.
+                    _ => continue,
+                },
+                None => None,
+            };
+            routes.push(RouteEntry {
+                accepts_http: r
+                    .protocols
+                    .iter()
+                    .any(|p| matches!(p, Protocol::Http | Protocol::Grpc)),
+                route: r.clone(),
+                service,
+            });
+        }
+        let plain: Vec<Route> = routes.iter().map(|e| e.route.clone()).collect();
+        let router = Router::new(&plain)?;
+        Ok(Snapshot {
+            router,
+            routes,
+            config,
+        })
+    }
+
+    /// An empty snapshot (every request gets 404).
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            router: Router::default(),
+            routes: Vec::new(),
+            config: Arc::new(Config::default()),
+        }
+    }
+}
+
+/// The swappable pointer to the current snapshot.
+pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
+
+#[cfg(test)]
+mod tests {
+    use super::smooth_schedule;
+
+    #[test]
+    fn smooth_round_robin_interleaves_by_weight() {
+        assert_eq!(smooth_schedule(&[100, 100]), vec![0, 1]);
+        assert_eq!(smooth_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
+        assert!(smooth_schedule(&[0, 0]).is_empty());
+    }
+}

@@ -1,0 +1,133 @@
+//! Keep-alive connection pool to backends.
+//!
+//! One pool per worker thread, so checking a connection out never contends
+//! with another thread (the mutex is only ever taken by its own worker).
+//! Pools live outside the configuration snapshot: a reload keeps warm
+//! connections. Keys are the backend identity (`host:port` as configured,
+//! plus TLS settings once upstream TLS exists).
+
+use crate::body::ProxyBody;
+use hyper::client::conn::http1::SendRequest;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Identity of a backend connection (`host:port`).
+pub type PoolKey = Arc<str>;
+
+/// Pool limits.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// Idle connections kept per backend (Kong's upstream_keepalive_pool_size, 512).
+    pub max_idle_per_key: usize,
+    /// How long an idle connection is kept (Kong's upstream_keepalive_idle_timeout, 60 s).
+    pub idle_timeout: Duration,
+    /// Requests served by one connection before it is closed (Kong: 10000).
+    pub max_requests: u32,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_idle_per_key: 512,
+            idle_timeout: Duration::from_secs(60),
+            max_requests: 10_000,
+        }
+    }
+}
+
+/// An HTTP/1.1 connection to a backend, ready for one request.
+#[derive(Debug)]
+pub struct Conn {
+    /// The request sender of the connection.
+    pub sender: SendRequest<ProxyBody>,
+    /// Requests already sent on this connection.
+    pub uses: u32,
+    /// When it went idle.
+    idle_since: Instant,
+}
+
+impl Conn {
+    /// Wraps a freshly opened connection.
+    pub fn new(sender: SendRequest<ProxyBody>) -> Self {
+        Conn {
+            sender,
+            uses: 0,
+            idle_since: Instant::now(),
+        }
+    }
+}
+
+/// The idle connections of one worker.
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<HashMap<PoolKey, Vec<Conn>>>,
+    options: PoolOptions,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(options: PoolOptions) -> Arc<Self> {
+        Arc::new(Pool {
+            idle: Mutex::new(HashMap::new()),
+            options,
+        })
+    }
+
+    /// Takes the most recently used idle connection to `key`, if any is alive.
+    pub fn checkout(&self, key: &str) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(key)?;
+        let now = Instant::now();
+        while let Some(c) = list.pop() {
+            if !c.sender.is_closed() && now.duration_since(c.idle_since) < self.options.idle_timeout
+            {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Puts a connection back after its exchange ended cleanly.
+    fn give_back(&self, key: PoolKey, mut conn: Conn) {
+        if conn.sender.is_closed() || conn.uses >= self.options.max_requests {
+            return;
+        }
+        conn.idle_since = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(key).or_default();
+        if list.len() >= self.options.max_idle_per_key {
+            // Drop the oldest; the newest are the warmest.
+            list.remove(0);
+        }
+        list.push(conn);
+    }
+
+    /// Number of idle connections to `key` (for tests and metrics).
+    pub fn idle_count(&self, key: &str) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.get(key).map_or(0, Vec::len)
+    }
+}
+
+/// Gives a connection back to its pool when a response body ends cleanly;
+/// dropping it instead closes the connection.
+#[derive(Debug)]
+pub struct Returner {
+    pool: Arc<Pool>,
+    key: PoolKey,
+    conn: Conn,
+}
+
+impl Returner {
+    /// Prepares the return of `conn` to `pool` under `key`.
+    pub fn new(pool: Arc<Pool>, key: PoolKey, conn: Conn) -> Self {
+        Returner { pool, key, conn }
+    }
+
+    /// Returns the connection to the pool.
+    pub fn give_back(self) {
+        self.pool.give_back(self.key, self.conn);
+    }
+}

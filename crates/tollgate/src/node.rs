@@ -1,0 +1,324 @@
+//! A running node: loads the configuration, binds listeners, runs one
+//! single-threaded runtime per worker thread (each with its own listening
+//! socket through `SO_REUSEPORT` and its own upstream pool, like nginx's
+//! workers), and a control thread for status, signals and reloads.
+//!
+//! Signals: `SIGHUP` re-reads the declarative file and swaps the snapshot
+//! (a broken file is refused and the old configuration keeps serving);
+//! `SIGTERM`/`SIGINT` stop accepting, drain in-flight requests for up to
+//! `drain_timeout`, then exit 0.
+
+use crate::settings::{AccessLogTarget, Database, Settings};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tollgate_model::Config;
+use tollgate_proxy::access_log::{AccessLog, LogFormat};
+use tollgate_proxy::snapshot::Snapshot;
+use tollgate_proxy::trusted::TrustedIps;
+use tollgate_proxy::upstream::pool::{Pool, PoolOptions};
+use tollgate_proxy::{server, status, ProxyContext, ProxyOptions, SnapshotHandle, Worker};
+
+/// Reads, validates and compiles a declarative file.
+pub fn load_snapshot(path: &Path) -> anyhow::Result<Snapshot> {
+    let config = tollgate_model::declarative::load_file(path)?;
+    Snapshot::compile(Arc::new(config)).with_context(|| path.display().to_string())
+}
+
+fn initial_snapshot(settings: &Settings) -> anyhow::Result<Snapshot> {
+    match (settings.database, &settings.declarative_config) {
+        (Database::Off, Some(path)) => load_snapshot(path),
+        (Database::Off, None) => Ok(Snapshot::compile(Arc::new(Config::default()))?),
+    }
+}
+
+fn pid_path(settings: &Settings) -> PathBuf {
+    settings.prefix.join("tollgate.pid")
+}
+
+/// Sends a signal to the node whose pid file is under the prefix.
+pub fn signal_running(settings: &Settings, signal: &str) -> ExitCode {
+    let path = pid_path(settings);
+    let pid = match std::fs::read_to_string(&path) {
+        Ok(p) => p.trim().to_owned(),
+        Err(e) => {
+            eprintln!(
+                "tollgate: cannot read {}: {e} (is a node running with this prefix?)",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        eprintln!("tollgate: {} does not hold a pid", path.display());
+        return ExitCode::FAILURE;
+    }
+    match std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(&pid)
+        .status()
+    {
+        Ok(s) if s.success() => {
+            println!("tollgate: sent SIG{signal} to {pid}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("tollgate: could not signal process {pid}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "tollgate={level},tollgate_proxy={level},{level}"
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs a node until SIGTERM/SIGINT.
+pub fn run(settings: Settings) -> ExitCode {
+    init_tracing(&settings.log_level);
+    match run_inner(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds each address once (resolving port 0) and once more per extra worker.
+fn bind_all(
+    listens: &[SocketAddr],
+    workers: usize,
+    what: &str,
+) -> anyhow::Result<Vec<Vec<std::net::TcpListener>>> {
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for addr in listens {
+        let first =
+            server::bind_reuseport(*addr).with_context(|| format!("{what}_listen {addr}"))?;
+        let actual = first.local_addr()?;
+        tracing::info!("{what} listening on {actual}");
+        for (i, list) in per_worker.iter_mut().enumerate() {
+            if i == 0 {
+                continue;
+            }
+            list.push(
+                server::bind_reuseport(actual)
+                    .with_context(|| format!("{what}_listen {actual}"))?,
+            );
+        }
+        per_worker[0].push(first);
+    }
+    Ok(per_worker)
+}
+
+fn run_inner(settings: Settings) -> anyhow::Result<()> {
+    if settings.proxy_listen.iter().any(|l| l.ssl) {
+        anyhow::bail!("proxy_listen: 'ssl' listeners are not supported by this version yet");
+    }
+    let snapshot = initial_snapshot(&settings)?;
+    std::fs::create_dir_all(&settings.prefix)
+        .with_context(|| format!("prefix {}", settings.prefix.display()))?;
+    std::fs::write(pid_path(&settings), format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pid_path(&settings).display()))?;
+
+    let access_log = match &settings.access_log {
+        AccessLogTarget::Off => None,
+        target => {
+            let out: Box<dyn std::io::Write + Send> = match target {
+                AccessLogTarget::File(p) => {
+                    let path = if p.is_absolute() {
+                        p.clone()
+                    } else {
+                        settings.prefix.join(p)
+                    };
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    Box::new(
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&path)
+                            .with_context(|| format!("access_log {}", path.display()))?,
+                    )
+                }
+                _ => Box::new(std::io::stdout()),
+            };
+            let format = if settings.access_log_json {
+                LogFormat::Json
+            } else {
+                LogFormat::Combined
+            };
+            Some(AccessLog::start(out, format)?)
+        }
+    };
+    let options = ProxyOptions {
+        trusted_ips: TrustedIps::parse(settings.trusted_ips.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("trusted_ips: {e}"))?,
+        max_uri_len: settings.max_uri_length,
+        max_header_size: settings.max_header_size,
+        client_header_timeout: settings.client_header_timeout,
+        max_connections: settings.max_connections,
+        drain_timeout: settings.drain_timeout,
+        ..ProxyOptions::default()
+    };
+    let handle: SnapshotHandle = Arc::new(arc_swap::ArcSwap::from_pointee(snapshot));
+    let shared = ProxyContext::new(handle.clone(), options, access_log);
+
+    let workers = settings.worker_threads;
+    let proxy_addrs: Vec<SocketAddr> = settings.proxy_listen.iter().map(|l| l.addr).collect();
+    let per_worker = bind_all(&proxy_addrs, workers, "proxy")?;
+    let status_addrs: Vec<SocketAddr> = settings.status_listen.iter().map(|l| l.addr).collect();
+    let admin_addrs: Vec<SocketAddr> = settings.admin_listen.iter().map(|l| l.addr).collect();
+    let control_listeners: Vec<std::net::TcpListener> = bind_all(&status_addrs, 1, "status")?
+        .into_iter()
+        .chain(bind_all(&admin_addrs, 1, "admin")?)
+        .flatten()
+        .collect();
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut threads = Vec::new();
+    for (i, listeners) in per_worker.into_iter().enumerate() {
+        let worker = Arc::new(Worker {
+            shared: shared.clone(),
+            pool: Pool::new(PoolOptions::default()),
+        });
+        let rx = shutdown_rx.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("tollgate-worker-{i}"))
+                .spawn(move || worker_main(listeners, worker, rx))?,
+        );
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let ready = Arc::new(AtomicBool::new(true));
+    rt.block_on(control(
+        settings,
+        handle,
+        shared,
+        control_listeners,
+        ready,
+        shutdown_tx,
+        shutdown_rx,
+    ))?;
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn worker_main(
+    listeners: Vec<std::net::TcpListener>,
+    worker: Arc<Worker>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("worker runtime: {e}");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for l in listeners {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => tasks.push(tokio::spawn(server::serve(
+                    l,
+                    worker.clone(),
+                    tollgate_proxy::handler::handle,
+                    shutdown.clone(),
+                ))),
+                Err(e) => tracing::error!("listener: {e}"),
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
+async fn control(
+    settings: Settings,
+    handle: SnapshotHandle,
+    shared: Arc<ProxyContext>,
+    listeners: Vec<std::net::TcpListener>,
+    ready: Arc<AtomicBool>,
+    shutdown_tx: watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let worker = Arc::new(Worker {
+        shared,
+        pool: Pool::new(PoolOptions::default()),
+    });
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let l = tokio::net::TcpListener::from_std(l)?;
+        let ready = ready.clone();
+        let h = move |w, c, r| status::handle(w, c, r, ready.load(Ordering::Relaxed));
+        tasks.push(tokio::spawn(server::serve(
+            l,
+            worker.clone(),
+            h,
+            shutdown_rx.clone(),
+        )));
+    }
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&settings, &handle).await,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    ready.store(false, Ordering::Relaxed);
+    let _ = shutdown_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = std::fs::remove_file(pid_path(&settings));
+    Ok(())
+}
+
+async fn reload(settings: &Settings, handle: &SnapshotHandle) {
+    let Some(path) = settings.declarative_config.clone() else {
+        tracing::info!("reload: no declarative_config; nothing to do");
+        return;
+    };
+    let loaded = tokio::task::spawn_blocking(move || load_snapshot(&path)).await;
+    match loaded {
+        Ok(Ok(snap)) => {
+            let routes = snap.routes.len();
+            handle.store(Arc::new(snap));
+            tracing::info!(routes, "configuration reloaded");
+        }
+        Ok(Err(e)) => tracing::error!("reload refused, keeping the current configuration: {e:#}"),
+        Err(e) => tracing::error!("reload failed: {e}"),
+    }
+}

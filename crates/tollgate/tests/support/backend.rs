@@ -1,0 +1,222 @@
+//! A real HTTP/1.1 backend on 127.0.0.1:0 whose answers depend on the path:
+//! - default: JSON echo of method, uri, headers and body length;
+//! - `/slow/<ms>`: answers after <ms> milliseconds;
+//! - `/bytes/<n>`: streams <n> bytes (64 KiB chunks);
+//! - `/status/<code>`: answers with that status;
+//! - `/ws`: WebSocket echo (any `Upgrade: websocket` request).
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A running backend.
+pub struct Backend {
+    pub addr: SocketAddr,
+    /// Requests received.
+    pub hits: Arc<AtomicUsize>,
+    /// TCP connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+async fn serve(req: Request<Incoming>, name: Arc<str>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        let ms: u64 = ms.parse().unwrap_or(100);
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        return Ok(Response::new(full(format!("slept {ms}"))));
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        let mut r = Response::new(full(format!("status {code}")));
+        *r.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap();
+        return Ok(r);
+    }
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let total: u64 = n.parse().unwrap_or(0);
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let stream = futures_stream(total, chunk);
+        let mut r = Response::new(StreamBody::new(stream).boxed());
+        r.headers_mut()
+            .insert("content-type", "application/octet-stream".parse().unwrap());
+        return Ok(r);
+    }
+    if req.headers().get("upgrade").is_some() {
+        return Ok(websocket(req));
+    }
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let version = format!("{:?}", req.version());
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        let v = v.to_str().unwrap_or("").to_owned();
+        match headers.get_mut(k.as_str()) {
+            Some(serde_json::Value::String(prev)) => {
+                *prev = format!("{prev}, {v}");
+            }
+            _ => {
+                headers.insert(k.as_str().to_owned(), serde_json::Value::String(v));
+            }
+        }
+    }
+    // Count the body without keeping it (uploads can be large).
+    let mut body = req.into_body();
+    let mut len = 0u64;
+    let mut trailers = serde_json::Map::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Some(d) = frame.data_ref() {
+            len += d.len() as u64;
+        } else if let Some(t) = frame.trailers_ref() {
+            for (k, v) in t {
+                trailers.insert(k.to_string(), v.to_str().unwrap_or("").into());
+            }
+        }
+    }
+    let echo = serde_json::json!({
+        "backend": &*name,
+        "method": method,
+        "uri": uri,
+        "version": version,
+        "headers": headers,
+        "body_len": len,
+        "trailers": trailers,
+    });
+    let mut r = Response::new(full(echo.to_string()));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    Ok(r)
+}
+
+fn futures_stream(
+    total: u64,
+    chunk: Bytes,
+) -> impl futures_core::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut sent = 0u64;
+        while sent < total {
+            let n = (total - sent).min(chunk.len() as u64) as usize;
+            if tx.send(Ok(Frame::data(chunk.slice(..n)))).await.is_err() {
+                return;
+            }
+            sent += n as u64;
+        }
+    });
+    tokio_stream_from(rx)
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_core::Stream<Item = T> + Send {
+    struct S<T>(tokio::sync::mpsc::Receiver<T>);
+    impl<T> futures_core::Stream for S<T> {
+        type Item = T;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+    let _ = &mut rx;
+    S(rx)
+}
+
+fn websocket(mut req: Request<Incoming>) -> Response<Body> {
+    use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+    let key = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| derive_accept_key(k.as_bytes()))
+        .unwrap_or_default();
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use futures_util::{SinkExt, StreamExt};
+        let Ok(io) = upgrade.await else { return };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(io),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            None,
+        )
+        .await;
+        let (mut tx, mut rx) = ws.split();
+        while let Some(Ok(msg)) = rx.next().await {
+            if msg.is_text() || msg.is_binary() {
+                if tx.send(msg).await.is_err() {
+                    break;
+                }
+            } else if msg.is_close() {
+                break;
+            }
+        }
+    });
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    r.headers_mut()
+        .insert("upgrade", "websocket".parse().unwrap());
+    r.headers_mut()
+        .insert("connection", "upgrade".parse().unwrap());
+    r.headers_mut()
+        .insert("sec-websocket-accept", key.parse().unwrap());
+    r
+}
+
+impl Backend {
+    /// Starts a backend named `name` (echoed back as `"backend"`).
+    pub async fn start(name: &str) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let name: Arc<str> = name.into();
+        let (h, c) = (hits.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (h, name) = (h.clone(), name.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        h.fetch_add(1, Ordering::SeqCst);
+                        serve(req, name.clone())
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Backend {
+            addr,
+            hits,
+            connections,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

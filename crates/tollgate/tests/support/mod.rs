@@ -1,0 +1,7 @@
+//! Shared test helpers: a real backend HTTP server, the real `tollgate`
+//! binary started on ephemeral loopback ports, and small HTTP clients.
+#![allow(dead_code, clippy::unwrap_used, missing_docs)]
+
+pub mod backend;
+pub mod client;
+pub mod gateway;
