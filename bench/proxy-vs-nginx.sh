@@ -11,7 +11,7 @@
 # /proc/PID/stat, utime+stime of all its processes/threads) and RSS, and the
 # tollgate/nginx ratios; writes the table to docs/benchmarks.md.
 #
-# Usage: bench/proxy-vs-nginx.sh            (DURATION=10 CONNS=50 by default)
+# Usage: bench/proxy-vs-nginx.sh      (DURATION=10 CONNS=50 ROUNDS=3 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -134,16 +134,15 @@ PIDS+=($NGINX_PID)
 wait_port "$NGINX_PORT"
 
 # --- tollgate, one worker on CPU 0 ------------------------------------------
-start_tollgate() { # CONFIG_FILE
+start_tollgate() { # CONFIG_FILE PORT -> TG_PID
   TOLLGATE_DATABASE=off TOLLGATE_DECLARATIVE_CONFIG="$1" TOLLGATE_WORKER_THREADS=1 \
-  TOLLGATE_PROXY_LISTEN=127.0.0.1:$TOLLGATE_PORT TOLLGATE_ADMIN_LISTEN=off TOLLGATE_STATUS_LISTEN=off \
-  TOLLGATE_ACCESS_LOG=off TOLLGATE_LOG_LEVEL=warn TOLLGATE_PREFIX="$WORK/tollgate" \
+  TOLLGATE_PROXY_LISTEN=127.0.0.1:$2 TOLLGATE_ADMIN_LISTEN=off TOLLGATE_STATUS_LISTEN=off \
+  TOLLGATE_ACCESS_LOG=off TOLLGATE_LOG_LEVEL=warn TOLLGATE_PREFIX="$WORK/tollgate-$2" \
     taskset -c 0 "$TOLLGATE" run &
   TG_PID=$!
   PIDS+=($TG_PID)
-  wait_port "$TOLLGATE_PORT"
+  wait_port "$2"
 }
-stop_tollgate() { kill "$TG_PID"; wait "$TG_PID" 2>/dev/null || true; }
 
 cat >"$WORK/one-route.yml" <<YML
 _format_version: "3.0"
@@ -154,18 +153,11 @@ services:
   - name: all
     paths: [/]
 YML
-start_tollgate "$WORK/one-route.yml"
+start_tollgate "$WORK/one-route.yml" "$TOLLGATE_PORT"
+TG1=$TG_PID
 sleep 0.5
-IDLE_RSS=$(rss_kib "$TG_PID")
+IDLE_RSS=$(rss_kib "$TG1")
 
-echo "== scenario 1: one route, ${CONNS} connections, ${DURATION}s (proxy on CPU 0, wrk+backend on CPU 1)"
-: >"$WORK/results"
-measure "backend direct" "http://127.0.0.1:$BACKEND_PORT/" "$(family "$(cat "$WORK/backend/nginx.pid")")"
-measure "nginx proxy" "http://127.0.0.1:$NGINX_PORT/" "$(family "$NGINX_PID")"
-measure "tollgate proxy" "http://127.0.0.1:$TOLLGATE_PORT/" "$TG_PID"
-stop_tollgate
-
-echo "== scenario 2: 10,000 routes vs 1 route (requests spread over /r0../r9999)"
 {
   echo '_format_version: "3.0"'
   echo 'services:'
@@ -189,13 +181,38 @@ request = function()
   return wrk.format(nil, "/r" .. math.random(0, 9999) .. "/item")
 end
 LUA
-start_tollgate "$WORK/one-prefix.yml"
-measure "tollgate 1 route" "http://127.0.0.1:$TOLLGATE_PORT/" "$TG_PID" "$WORK/spread.lua"
-stop_tollgate
-start_tollgate "$WORK/many-routes.yml"
-measure "tollgate 10k routes" "http://127.0.0.1:$TOLLGATE_PORT/" "$TG_PID" "$WORK/spread.lua"
-ROUTES_RSS=$(rss_kib "$TG_PID")
-stop_tollgate
+start_tollgate "$WORK/one-prefix.yml" $((TOLLGATE_PORT + 1))
+TG_ONE=$TG_PID
+start_tollgate "$WORK/many-routes.yml" $((TOLLGATE_PORT + 2))
+TG_MANY=$TG_PID
+sleep 0.5
+
+# This machine is a VM with noisy neighbours: the scenarios are interleaved
+# over ROUNDS rounds and the median of each figure is reported.
+ROUNDS=${ROUNDS:-3}
+: >"$WORK/results"
+for r in $(seq "$ROUNDS"); do
+  echo "== round $r/$ROUNDS: ${CONNS} connections, ${DURATION}s each (proxy on CPU 0, wrk+backend on CPU 1)"
+  measure "backend direct" "http://127.0.0.1:$BACKEND_PORT/" "$(family "$(cat "$WORK/backend/nginx.pid")")"
+  measure "nginx proxy" "http://127.0.0.1:$NGINX_PORT/" "$(family "$NGINX_PID")"
+  measure "tollgate proxy" "http://127.0.0.1:$TOLLGATE_PORT/" "$TG1"
+  measure "tollgate 1 route" "http://127.0.0.1:$((TOLLGATE_PORT + 1))/" "$TG_ONE" "$WORK/spread.lua"
+  measure "tollgate 10k routes" "http://127.0.0.1:$((TOLLGATE_PORT + 2))/" "$TG_MANY" "$WORK/spread.lua"
+done
+ROUTES_RSS=$(rss_kib "$TG_MANY")
+
+# Median per scenario and column.
+awk -F'|' '
+  { n=$1; if (!(n in seen)) { seen[n]=1; order[++k]=n } cnt[n]++; for (c=2; c<=6; c++) v[n, c, cnt[n]] = $c }
+  function median(n, c,   m, i, j, a, t) {
+    m = cnt[n]; for (i=1; i<=m; i++) a[i] = v[n, c, i] + 0
+    for (i=1; i<=m; i++) for (j=i+1; j<=m; j++) if (a[j] < a[i]) { t=a[i]; a[i]=a[j]; a[j]=t }
+    return (m % 2) ? a[(m+1)/2] : (a[m/2] + a[m/2+1]) / 2
+  }
+  END { for (i=1; i<=k; i++) { n=order[i]; printf "%s|%.0f|%.3f|%.3f|%.2f|%.0f|\n", n, median(n,2), median(n,3), median(n,4), median(n,5), median(n,6) } }
+' "$WORK/results" >"$WORK/median"
+mv "$WORK/results" "$WORK/all-rounds"
+mv "$WORK/median" "$WORK/results"
 
 # --- report -------------------------------------------------------------------
 field() { awk -F'|' -v n="$1" -v f="$2" '$1==n{print $f}' "$WORK/results"; }
@@ -209,7 +226,7 @@ CPU_MODEL=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
 {
   echo "# Benchmarks"
   echo
-  echo "Produced by \`bench/proxy-vs-nginx.sh\` (DURATION=${DURATION}s, ${CONNS} connections, wrk -t1)."
+  echo "Produced by \`bench/proxy-vs-nginx.sh\` (DURATION=${DURATION}s, ${CONNS} connections, wrk -t1, median of ${ROUNDS} interleaved rounds)."
   echo "Machine: $(nproc) cores, ${CPU_MODEL:-unknown CPU}, $(uname -sr), $($NGINX -v 2>&1 | sed 's/.*: //'), $(date -u +%Y-%m-%d)."
   echo "Setup: proxy pinned to CPU 0; wrk and the nginx backend (\`return 200\`) share CPU 1; one worker per proxy;"
   echo "keep-alive to the upstream; access logs off on both. CPU/request = proxy utime+stime over the run / requests."

@@ -39,6 +39,8 @@ pub struct ServiceEntry {
     pub connect_timeout: Duration,
     /// Read timeout (between two reads, and for the response head).
     pub read_timeout: Duration,
+    /// Write timeout (a write to the backend pending this long fails).
+    pub write_timeout: Duration,
     /// Retries on connect failure.
     pub retries: u16,
     targets: Vec<TargetEntry>,
@@ -172,6 +174,7 @@ fn compile_service(s: &Service, config: &Config) -> Result<ServiceEntry, Compile
         service: s.clone(),
         connect_timeout: Duration::from_millis(u64::from(s.connect_timeout)),
         read_timeout: Duration::from_millis(u64::from(s.read_timeout)),
+        write_timeout: Duration::from_millis(u64::from(s.write_timeout)),
         retries: s.retries,
         targets,
         schedule,

@@ -177,3 +177,108 @@ async fn access_log_json_format_to_a_file_under_the_prefix() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+fn service_at(addr: std::net::SocketAddr, extra: &str) -> String {
+    format!("_format_version: \"3.0\"\nservices:\n- name: s\n  url: http://{addr}\n{extra}  routes:\n  - paths: [/]\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_upstream_response_head_is_502() {
+    let bad =
+        support::backend::RawBackend::start(Some(b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\nhello"))
+            .await;
+    let gw = Gateway::start(&service_at(bad.addr, ""), &[]);
+    let got = get(&http1(), &format!("{}/", gw.url()), &[]).await;
+    assert_eq!(got.status, 502);
+    assert_eq!(
+        got.json()["message"],
+        "An invalid response was received from the upstream server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn truncated_upstream_body_is_never_passed_on_as_complete() {
+    let bad = support::backend::RawBackend::start(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..",
+    ))
+    .await;
+    let gw = Gateway::start(&service_at(bad.addr, ""), &[]);
+    let resp = support::client::raw(gw.proxy, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 100"),
+        "{head}"
+    );
+    // The client sees the connection cut before the announced length: it
+    // can tell the answer is incomplete.
+    assert!(body.len() < 100, "{body:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backend_that_stops_reading_hits_the_write_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stuck = support::backend::RawBackend::start(None).await;
+    let gw = Gateway::start(
+        &service_at(stuck.addr, "  write_timeout: 300\n  read_timeout: 60000\n"),
+        &[],
+    );
+    let s = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr
+            .write_all(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 268435456\r\n\r\n")
+            .await;
+        let chunk = vec![b'z'; 1 << 20];
+        for _ in 0..256 {
+            if wr.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut tmp = [0u8; 4096];
+        while let Ok(n) = rd.read(&mut tmp).await {
+            if n == 0 || buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        }
+    })
+    .await;
+    writer.abort();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_disconnect_cancels_the_upstream_request() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start(&service_at(b.addr, ""), &[("TOLLGATE_ACCESS_LOG", "off")]);
+    {
+        let resp = http1()
+            .request(
+                http::Request::get(format!("{}/bytes/{}", gw.url(), 1u64 << 34))
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        use http_body_util::BodyExt;
+        for _ in 0..4 {
+            body.frame().await.unwrap().unwrap();
+        }
+        // Dropping the body (and its connection) here is the client going away.
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.aborted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend kept streaming after the client left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

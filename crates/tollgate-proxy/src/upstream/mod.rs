@@ -2,13 +2,13 @@
 //! connection, and retrying on another connection or target when that is safe.
 
 pub mod pool;
+mod timed_io;
 
 use crate::body::ProxyBody;
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::{ServiceEntry, TargetEntry};
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use pool::{Conn, Pool, Returner};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +24,11 @@ pub struct Answer {
 }
 
 /// Opens a new HTTP/1.1 connection to `target`.
-pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Conn, ProxyError> {
+pub async fn connect(
+    target: &TargetEntry,
+    timeout: Duration,
+    write_timeout: Duration,
+) -> Result<Conn, ProxyError> {
     let stream = match tokio::time::timeout(timeout, open_tcp(target)).await {
         Ok(res) => res?,
         Err(_) => {
@@ -36,7 +40,7 @@ pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Conn, Pr
     };
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
+        .handshake(timed_io::TimedIo::new(stream, write_timeout))
         .await
         .map_err(|e| ProxyError::new(ErrorKind::ConnectFailed, format!("handshake: {e}")))?;
     let key = target.key.clone();
@@ -73,7 +77,21 @@ async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
     })
 }
 
+/// Maps a failed exchange: a stalled write is a timeout (504), a broken
+/// client body is the client's fault (400), anything else a bad answer (502).
 fn send_error(e: &hyper::Error) -> ProxyError {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return ProxyError::new(ErrorKind::ReadTimeout, format!("upstream: {e}"));
+            }
+        }
+        if s.downcast_ref::<crate::body::BodyError>().is_some() {
+            return ProxyError::new(ErrorKind::BadRequest, format!("client body: {e}"));
+        }
+        source = s.source();
+    }
     ProxyError::new(ErrorKind::BadResponse, format!("upstream: {e}"))
 }
 
@@ -124,7 +142,7 @@ pub async fn send(
                 }
             }
         }
-        let mut conn = match connect(target, service.connect_timeout).await {
+        let mut conn = match connect(target, service.connect_timeout, service.write_timeout).await {
             Ok(c) => c,
             Err(e) if e.retryable && attempt < service.retries as usize => {
                 tracing::debug!(attempt, "retrying after: {e}");

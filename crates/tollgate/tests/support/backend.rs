@@ -25,6 +25,8 @@ pub struct Backend {
     pub hits: Arc<AtomicUsize>,
     /// TCP connections accepted.
     pub connections: Arc<AtomicUsize>,
+    /// `/bytes/<n>` downloads cut short because the reader went away.
+    pub aborted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -38,7 +40,11 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
-async fn serve(req: Request<Incoming>, name: Arc<str>) -> Result<Response<Body>, Infallible> {
+async fn serve(
+    req: Request<Incoming>,
+    name: Arc<str>,
+    aborted: Arc<AtomicUsize>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     if let Some(ms) = path.strip_prefix("/slow/") {
         let ms: u64 = ms.parse().unwrap_or(100);
@@ -53,7 +59,7 @@ async fn serve(req: Request<Incoming>, name: Arc<str>) -> Result<Response<Body>,
     if let Some(n) = path.strip_prefix("/bytes/") {
         let total: u64 = n.parse().unwrap_or(0);
         let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
-        let stream = futures_stream(total, chunk);
+        let stream = futures_stream(total, chunk, aborted);
         let mut r = Response::new(StreamBody::new(stream).boxed());
         r.headers_mut()
             .insert("content-type", "application/octet-stream".parse().unwrap());
@@ -109,6 +115,7 @@ async fn serve(req: Request<Incoming>, name: Arc<str>) -> Result<Response<Body>,
 fn futures_stream(
     total: u64,
     chunk: Bytes,
+    aborted: Arc<AtomicUsize>,
 ) -> impl futures_core::Stream<Item = Result<Frame<Bytes>, std::io::Error>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::spawn(async move {
@@ -116,29 +123,13 @@ fn futures_stream(
         while sent < total {
             let n = (total - sent).min(chunk.len() as u64) as usize;
             if tx.send(Ok(Frame::data(chunk.slice(..n)))).await.is_err() {
+                aborted.fetch_add(1, Ordering::SeqCst);
                 return;
             }
             sent += n as u64;
         }
     });
-    tokio_stream_from(rx)
-}
-
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_core::Stream<Item = T> + Send {
-    struct S<T>(tokio::sync::mpsc::Receiver<T>);
-    impl<T> futures_core::Stream for S<T> {
-        type Item = T;
-        fn poll_next(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<T>> {
-            self.0.poll_recv(cx)
-        }
-    }
-    let _ = &mut rx;
-    S(rx)
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
 }
 
 fn websocket(mut req: Request<Incoming>) -> Response<Body> {
@@ -187,19 +178,20 @@ impl Backend {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
+        let aborted = Arc::new(AtomicUsize::new(0));
         let name: Arc<str> = name.into();
-        let (h, c) = (hits.clone(), connections.clone());
+        let (h, c, a) = (hits.clone(), connections.clone(), aborted.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (h, name) = (h.clone(), name.clone());
+                let (h, name, a) = (h.clone(), name.clone(), a.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         h.fetch_add(1, Ordering::SeqCst);
-                        serve(req, name.clone())
+                        serve(req, name.clone(), a.clone())
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
@@ -211,6 +203,7 @@ impl Backend {
             addr,
             hits,
             connections,
+            aborted,
             task,
         }
     }
@@ -218,5 +211,47 @@ impl Backend {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+}
+
+/// A TCP "backend" that answers every connection with fixed raw bytes
+/// (to test broken framing), or, with `None`, accepts and never reads.
+pub struct RawBackend {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RawBackend {
+    pub async fn start(answer: Option<&'static [u8]>) -> RawBackend {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    continue;
+                };
+                match answer {
+                    Some(bytes) => {
+                        tokio::spawn(async move {
+                            let mut buf = [0u8; 4096];
+                            let _ = s.read(&mut buf).await;
+                            let _ = s.write_all(bytes).await;
+                            let _ = s.shutdown().await;
+                        });
+                    }
+                    // Keep the socket open without ever reading from it.
+                    None => held.push(s),
+                }
+            }
+        });
+        RawBackend { addr, task }
     }
 }
