@@ -328,11 +328,11 @@ async fn proxy(
     h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
     h.insert(
         X_KONG_UPSTREAM_LATENCY,
-        HeaderValue::from(upstream_latency.as_millis() as u64),
+        headers::millis_value(upstream_latency.as_millis()),
     );
     h.insert(
         X_KONG_PROXY_LATENCY,
-        HeaderValue::from(proxy_latency.as_millis() as u64),
+        headers::millis_value(proxy_latency.as_millis()),
     );
     let body = if switching {
         ProxyBody::empty()

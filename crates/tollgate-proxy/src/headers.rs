@@ -33,6 +33,11 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive
 /// (a WebSocket handshake being tunnelled).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Fast path: most messages carry none of them, and comparing names is
+    // much cheaper than a hashed removal per hop-by-hop header.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -65,6 +70,27 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
             headers.remove(header::TE);
         }
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || *name == header::TE
+        || *name == header::PROXY_AUTHENTICATE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
+}
+
+/// A latency in milliseconds as a header value, without allocating for the
+/// common small values.
+pub fn millis_value(ms: u128) -> HeaderValue {
+    const SMALL: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match SMALL.get(ms as usize) {
+        Some(s) if ms < 10 => HeaderValue::from_static(s),
+        _ => HeaderValue::from(ms as u64),
     }
 }
 

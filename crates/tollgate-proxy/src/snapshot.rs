@@ -103,6 +103,14 @@ pub enum CompileError {
     /// A route could not be compiled into the router.
     #[error(transparent)]
     Router(#[from] RouterError),
+    /// The service asks for something this version cannot do yet.
+    #[error("service {service}: protocol {protocol} is not supported yet (only http)")]
+    Unsupported {
+        /// The service.
+        service: String,
+        /// The protocol.
+        protocol: &'static str,
+    },
     /// A header value could not be built from a host name.
     #[error("service {service}: host {host:?} is not a valid Host header")]
     BadHost {
@@ -155,8 +163,22 @@ fn target_entry(host: &str, port: u16, weight: u32, header: HeaderValue) -> Targ
 
 fn compile_service(s: &Service, config: &Config) -> Result<ServiceEntry, CompileError> {
     let label = s.name.clone().unwrap_or_else(|| s.id.to_string());
+    if s.protocol != Protocol::Http {
+        // Refused rather than silently sent in clear text to a TLS port.
+        return Err(CompileError::Unsupported {
+            service: label,
+            protocol: s.protocol.as_str(),
+        });
+    }
     let mut targets = Vec::new();
     if let Some(up) = config.upstreams.iter().find(|u| u.name == s.host) {
+        if up.algorithm != tollgate_model::Algorithm::RoundRobin {
+            tracing::warn!(
+                upstream = %up.name,
+                "algorithm {:?} is not implemented yet; balancing round-robin",
+                up.algorithm
+            );
+        }
         for t in up.targets.iter().filter(|t| t.weight > 0) {
             let header = match &up.host_header {
                 Some(h) => host_header(h, s.protocol.default_port(), s.protocol, &label)?,

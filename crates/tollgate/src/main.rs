@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("tollgate: {e}");
+                    eprintln!("tollgate: {e:#}");
                     ExitCode::FAILURE
                 }
             }

@@ -127,8 +127,17 @@ fn bind_all(
 }
 
 fn run_inner(settings: Settings) -> anyhow::Result<()> {
-    if settings.proxy_listen.iter().any(|l| l.ssl) {
-        anyhow::bail!("proxy_listen: 'ssl' listeners are not supported by this version yet");
+    for (name, list) in [
+        ("proxy_listen", &settings.proxy_listen),
+        ("admin_listen", &settings.admin_listen),
+        ("status_listen", &settings.status_listen),
+    ] {
+        if let Some(l) = list.iter().find(|l| l.ssl) {
+            anyhow::bail!(
+                "{name}: {} ssl: TLS listeners are not supported by this version yet",
+                l.addr
+            );
+        }
     }
     let snapshot = initial_snapshot(&settings)?;
     std::fs::create_dir_all(&settings.prefix)

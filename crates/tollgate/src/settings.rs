@@ -331,7 +331,8 @@ fn parse_listen(r: &Raw) -> Result<Vec<Listen>, SettingsError> {
             match w {
                 "http2" => l.http2 = true,
                 "ssl" => l.ssl = true,
-                "reuseport" | "backlog" | "deferred" | "bind" => {}
+                "reuseport" | "deferred" | "bind" => {}
+                w if w.starts_with("backlog=") => {}
                 other => return Err(r.err(format!("unknown listen flag {other:?}"))),
             }
         }
