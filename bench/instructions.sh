@@ -62,4 +62,22 @@ TG=$(TOLLGATE_DATABASE=off TOLLGATE_DECLARATIVE_CONFIG="$WORK/kong.yml" TOLLGATE
   TOLLGATE_PROXY_LISTEN=127.0.0.1:18182 TOLLGATE_ADMIN_LISTEN=off TOLLGATE_STATUS_LISTEN=off \
   TOLLGATE_ACCESS_LOG=off TOLLGATE_LOG_LEVEL=warn TOLLGATE_PREFIX="$WORK/tg" \
   count tollgate 18182 "$ROOT/target/profiling/tollgate" run)
-echo "userspace instructions per proxied request: nginx $NG, tollgate $TG, ratio $(awk -v a="$TG" -v b="$NG" 'BEGIN{printf "%.2f", a/b}')"
+RATIO=$(awk -v a="$TG" -v b="$NG" 'BEGIN{printf "%.2f", a/b}')
+echo "userspace instructions per proxied request: nginx $NG, tollgate $TG, ratio $RATIO"
+# Replace the "Instruction counts" section of docs/benchmarks.md.
+OUT_MD=${OUT_MD:-$ROOT/docs/benchmarks.md}
+touch "$OUT_MD"
+awk '/^## Instruction counts/{skip=1} /^## / && !/^## Instruction counts/{skip=0} !skip' "$OUT_MD" >"$WORK/md"
+{
+  cat "$WORK/md"
+  echo "## Instruction counts"
+  echo
+  echo "Produced by \`bench/instructions.sh\` ($(date -u +%Y-%m-%d)): userspace instructions per proxied request under"
+  echo "callgrind, $N keep-alive requests over 50 connections, one worker each. Repeatable run to run."
+  echo
+  echo "| proxy | instructions / request |"
+  echo "|---|---:|"
+  echo "| nginx $($(command -v nginx) -v 2>&1 | sed 's/.*\///') | $NG |"
+  echo "| tollgate | $TG |"
+  echo "| ratio | $RATIO |"
+} >"$OUT_MD"

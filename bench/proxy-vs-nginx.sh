@@ -245,6 +245,15 @@ CPU_MODEL=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
   echo "| 10k routes req/s vs 1 route | $R_ROUTES | ≥ 0.9 |"
   echo
   echo "Tollgate idle RSS: ${IDLE_RSS} KiB (target ≤ 15 MB); with 10,000 routes loaded: ${ROUTES_RSS} KiB."
+  echo
+  echo "All rounds (name|req/s|p50 ms|p99 ms|CPU µs/req|RSS KiB):"
+  echo
+  echo '```'
+  sed 's/|$//' "$WORK/all-rounds" | awk -F'|' '{printf "%s|%s|%s|%s|%s|%s\n", $1,$2,$3,$4,$5,$6}'
+  echo '```'
+  echo
+  # Keep the deterministic section written by bench/instructions.sh.
+  [ -f "$OUT_MD" ] && awk '/^## Instruction counts/{keep=1} keep' "$OUT_MD"
 } >"$OUT_MD.tmp"
 mv "$OUT_MD.tmp" "$OUT_MD"
 echo
