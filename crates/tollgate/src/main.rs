@@ -41,12 +41,97 @@ enum Command {
         /// A declarative file to check instead of the `declarative_config` setting.
         file: Option<PathBuf>,
     },
+    /// Import or export the database's configuration as a Kong declarative file.
+    Config {
+        /// Settings file (TOML).
+        #[arg(short = 'c', long = "conf")]
+        conf: Option<PathBuf>,
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Ask the running node (found through `<prefix>/tollgate.pid`) to re-read its configuration.
     Reload {
         /// Settings file (TOML).
         #[arg(short = 'c', long = "conf")]
         conf: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Replace the database's configuration with a declarative file (atomically).
+    #[command(name = "db_import")]
+    DbImport {
+        /// The declarative file (YAML or JSON).
+        file: PathBuf,
+    },
+    /// Write the database's configuration as a declarative file (JSON, which is valid YAML).
+    #[command(name = "db_export")]
+    DbExport {
+        /// Where to write it (`-` for standard output).
+        file: PathBuf,
+    },
+}
+
+fn config_command(settings: &Settings, action: ConfigAction) -> ExitCode {
+    if settings.database != settings::Database::Sqlite {
+        eprintln!("tollgate: config db_import/db_export need database = sqlite");
+        return ExitCode::FAILURE;
+    }
+    let cp = match node::control_plane(settings, None) {
+        Ok(cp) => cp,
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match action {
+        ConfigAction::DbImport { file } => {
+            let config = match tollgate_model::declarative::load_file(&file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("tollgate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match cp.replace_all(config) {
+                Ok(()) => {
+                    println!(
+                        "tollgate: imported {} into {}",
+                        file.display(),
+                        node::database_path(settings).display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tollgate: {}", e.body());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        ConfigAction::DbExport { file } => {
+            let text = match serde_json::to_string_pretty(&cp.export()) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("tollgate: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let written = if file.as_os_str() == "-" {
+                println!("{text}");
+                Ok(())
+            } else {
+                std::fs::write(&file, text + "\n")
+            };
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tollgate: {}: {e}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }
 
 fn load_settings(conf: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
@@ -89,6 +174,10 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Config { conf, action } => match load_settings(conf.as_deref()) {
+            Ok(s) => config_command(&s, action),
+            Err(code) => code,
+        },
         Command::Reload { conf } => match load_settings(conf.as_deref()) {
             Ok(s) => node::signal_running(&s, "HUP"),
             Err(code) => code,

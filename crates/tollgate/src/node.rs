@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
+use tollgate_admin::{AdminApi, ControlPlane};
 use tollgate_model::Config;
 use tollgate_proxy::access_log::{AccessLog, LogFormat};
 use tollgate_proxy::snapshot::Snapshot;
@@ -29,11 +30,42 @@ pub fn load_snapshot(path: &Path) -> anyhow::Result<Snapshot> {
     Snapshot::compile(Arc::new(config)).with_context(|| path.display().to_string())
 }
 
-fn initial_snapshot(settings: &Settings) -> anyhow::Result<Snapshot> {
-    match (settings.database, &settings.declarative_config) {
-        (Database::Off, Some(path)) => load_snapshot(path),
-        (Database::Off, None) => Ok(Snapshot::compile(Arc::new(Config::default()))?),
-    }
+/// The SQLite file under the prefix.
+pub fn database_path(settings: &Settings) -> PathBuf {
+    settings.prefix.join("tollgate.db")
+}
+
+/// Opens the control plane for the node's `database` setting; `handle`
+/// receives every accepted configuration, compiled.
+pub fn control_plane(
+    settings: &Settings,
+    handle: Option<SnapshotHandle>,
+) -> anyhow::Result<Arc<ControlPlane>> {
+    let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
+        let snap = Snapshot::compile(config).map_err(|e| e.to_string())?;
+        let handle = handle.clone();
+        Ok(Box::new(move || {
+            if let Some(h) = handle {
+                h.store(Arc::new(snap));
+            }
+        }))
+    };
+    let cp = match settings.database {
+        Database::Off => {
+            let config = match &settings.declarative_config {
+                Some(path) => tollgate_model::declarative::load_file(path)?,
+                None => Config::default(),
+            };
+            ControlPlane::new(None, Some(Arc::new(config)), Box::new(prepare))
+        }
+        Database::Sqlite => {
+            std::fs::create_dir_all(&settings.prefix)
+                .with_context(|| format!("prefix {}", settings.prefix.display()))?;
+            let store = tollgate_store::sqlite::SqliteStore::open(&database_path(settings))?;
+            ControlPlane::new(Some(Box::new(store)), None, Box::new(prepare))
+        }
+    };
+    Ok(Arc::new(cp.map_err(|e| anyhow::anyhow!(e))?))
 }
 
 fn pid_path(settings: &Settings) -> PathBuf {
@@ -139,7 +171,18 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
             );
         }
     }
-    let snapshot = initial_snapshot(&settings)?;
+    let public_admin = settings
+        .admin_listen
+        .iter()
+        .find(|l| !l.addr.ip().is_loopback());
+    if let (Some(l), None) = (public_admin, &settings.admin_token) {
+        anyhow::bail!(
+            "admin_listen {}: the Admin API is only served on a non-loopback address with admin_token set",
+            l.addr
+        );
+    }
+    let handle: SnapshotHandle = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::empty()));
+    let cp = control_plane(&settings, Some(handle.clone()))?;
     std::fs::create_dir_all(&settings.prefix)
         .with_context(|| format!("prefix {}", settings.prefix.display()))?;
     std::fs::write(pid_path(&settings), format!("{}\n", std::process::id()))
@@ -186,7 +229,6 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         drain_timeout: settings.drain_timeout,
         ..ProxyOptions::default()
     };
-    let handle: SnapshotHandle = Arc::new(arc_swap::ArcSwap::from_pointee(snapshot));
     let shared = ProxyContext::new(handle.clone(), options, access_log);
 
     let workers = settings.worker_threads;
@@ -194,11 +236,19 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     let per_worker = bind_all(&proxy_addrs, workers, "proxy")?;
     let status_addrs: Vec<SocketAddr> = settings.status_listen.iter().map(|l| l.addr).collect();
     let admin_addrs: Vec<SocketAddr> = settings.admin_listen.iter().map(|l| l.addr).collect();
-    let control_listeners: Vec<std::net::TcpListener> = bind_all(&status_addrs, 1, "status")?
+    let status_listeners: Vec<std::net::TcpListener> = bind_all(&status_addrs, 1, "status")?
         .into_iter()
-        .chain(bind_all(&admin_addrs, 1, "admin")?)
         .flatten()
         .collect();
+    let admin_listeners: Vec<std::net::TcpListener> = bind_all(&admin_addrs, 1, "admin")?
+        .into_iter()
+        .flatten()
+        .collect();
+    let database = match settings.database {
+        Database::Off => "off",
+        Database::Sqlite => "sqlite",
+    };
+    let api = AdminApi::new(cp.clone(), settings.admin_token.clone(), database);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut threads = Vec::new();
@@ -219,11 +269,16 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let ready = Arc::new(AtomicBool::new(true));
+    let listeners = Listeners {
+        status: status_listeners,
+        admin: admin_listeners,
+    };
     rt.block_on(control(
         settings,
-        handle,
+        cp,
+        api,
         shared,
-        control_listeners,
+        listeners,
         ready,
         shutdown_tx,
         shutdown_rx,
@@ -269,11 +324,19 @@ fn worker_main(
     });
 }
 
+/// The control thread's listeners.
+struct Listeners {
+    status: Vec<std::net::TcpListener>,
+    admin: Vec<std::net::TcpListener>,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn control(
     settings: Settings,
-    handle: SnapshotHandle,
+    cp: Arc<ControlPlane>,
+    api: Arc<AdminApi>,
     shared: Arc<ProxyContext>,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Listeners,
     ready: Arc<AtomicBool>,
     shutdown_tx: watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -284,10 +347,29 @@ async fn control(
         pool: Pool::new(PoolOptions::default()),
     });
     let mut tasks = Vec::new();
-    for l in listeners {
+    for l in listeners.status {
         let l = tokio::net::TcpListener::from_std(l)?;
         let ready = ready.clone();
         let h = move |w, c, r| status::handle(w, c, r, ready.load(Ordering::Relaxed));
+        tasks.push(tokio::spawn(server::serve(
+            l,
+            worker.clone(),
+            h,
+            shutdown_rx.clone(),
+        )));
+    }
+    for l in listeners.admin {
+        let l = tokio::net::TcpListener::from_std(l)?;
+        let api = api.clone();
+        let h = move |_w, _c, r| {
+            let api = api.clone();
+            async move {
+                Ok(api
+                    .handle(r)
+                    .await
+                    .map(tollgate_proxy::body::ProxyBody::full))
+            }
+        };
         tasks.push(tokio::spawn(server::serve(
             l,
             worker.clone(),
@@ -300,7 +382,7 @@ async fn control(
     let mut int = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&settings, &handle).await,
+            _ = hup.recv() => reload(&settings, &cp).await,
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -315,18 +397,24 @@ async fn control(
     Ok(())
 }
 
-async fn reload(settings: &Settings, handle: &SnapshotHandle) {
-    let Some(path) = settings.declarative_config.clone() else {
-        tracing::info!("reload: no declarative_config; nothing to do");
+async fn reload(settings: &Settings, cp: &Arc<ControlPlane>) {
+    let (Database::Off, Some(path)) = (settings.database, settings.declarative_config.clone())
+    else {
+        tracing::info!("reload: the configuration lives in the database; nothing to re-read");
         return;
     };
-    let loaded = tokio::task::spawn_blocking(move || load_snapshot(&path)).await;
+    let loaded =
+        tokio::task::spawn_blocking(move || tollgate_model::declarative::load_file(&path)).await;
     match loaded {
-        Ok(Ok(snap)) => {
-            let routes = snap.routes.len();
-            handle.store(Arc::new(snap));
-            tracing::info!(routes, "configuration reloaded");
-        }
+        Ok(Ok(config)) => match cp.replace_all(config) {
+            Ok(()) => tracing::info!(routes = cp.config().routes.len(), "configuration reloaded"),
+            Err(e) => tracing::error!(
+                "reload refused, keeping the current configuration: {}",
+                e.body()["message"]
+                    .as_str()
+                    .unwrap_or("invalid configuration")
+            ),
+        },
         Ok(Err(e)) => tracing::error!("reload refused, keeping the current configuration: {e:#}"),
         Err(e) => tracing::error!("reload failed: {e}"),
     }

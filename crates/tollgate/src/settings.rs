@@ -10,6 +10,8 @@ use std::time::Duration;
 pub enum Database {
     /// DB-less: the declarative file is the configuration.
     Off,
+    /// The embedded SQLite store under the prefix (the default).
+    Sqlite,
 }
 
 /// One `proxy_listen` / `admin_listen` / `status_listen` entry.
@@ -69,6 +71,8 @@ pub struct Settings {
     pub max_uri_length: usize,
     /// Largest request head.
     pub max_header_size: usize,
+    /// Token required on every Admin API request (`Authorization: Bearer` or `Kong-Admin-Token`).
+    pub admin_token: Option<String>,
 }
 
 /// A setting that cannot be accepted; names the source and the setting.
@@ -133,6 +137,7 @@ const NAMES: &[&str] = &[
     "drain_timeout",
     "max_uri_length",
     "max_header_size",
+    "admin_token",
 ];
 
 impl Settings {
@@ -213,15 +218,20 @@ impl Settings {
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let database = {
-            let r = get("database", "off");
+            let r = get("database", "sqlite");
             match r.value.trim() {
                 "off" => Database::Off,
-                "sqlite" | "postgres" => {
-                    return Err(r.err(
-                        "only 'off' (DB-less with declarative_config) is available in this version",
-                    ))
+                "sqlite" => Database::Sqlite,
+                "postgres" => {
+                    return Err(
+                        r.err("postgres is not available in this version (use sqlite or off)")
+                    )
                 }
-                other => return Err(r.err(format!("unknown database {other:?} (expected off)"))),
+                other => {
+                    return Err(r.err(format!(
+                        "unknown database {other:?} (expected sqlite or off)"
+                    )))
+                }
             }
         };
         let declarative_config = {
@@ -289,6 +299,10 @@ impl Settings {
             )? as u64),
             max_uri_length: parse_num(&get("max_uri_length", "8192"), 64, 1 << 20)?,
             max_header_size: parse_num(&get("max_header_size", "32768"), 8192, 1 << 20)?,
+            admin_token: {
+                let v = get("admin_token", "").value.trim().to_owned();
+                (!v.is_empty()).then_some(v)
+            },
         })
     }
 }
@@ -359,6 +373,7 @@ mod tests {
         assert_eq!(s.admin_listen[0].addr, "127.0.0.1:8001".parse().unwrap());
         assert_eq!(s.status_listen[0].addr, "127.0.0.1:8007".parse().unwrap());
         assert_eq!(s.prefix, PathBuf::from("./tollgate"));
+        assert_eq!(s.database, Database::Sqlite);
     }
 
     #[test]

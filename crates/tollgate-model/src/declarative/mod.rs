@@ -67,6 +67,26 @@ pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigError> {
     }
 }
 
+/// Validates an already parsed declarative document (the Admin API builds
+/// one from its store); `source_name` names it in errors.
+pub fn from_value(value: &Value, source_name: &str) -> Result<Config, ConfigError> {
+    let mut b = Build::default();
+    document(&mut b, value);
+    if b.ctx.issues.is_empty() {
+        Ok(b.config)
+    } else {
+        Err(ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            issues: b.ctx.issues,
+        })
+    }
+}
+
+/// Parses declarative text (YAML or JSON) into a document without validating it.
+pub fn parse_document(text: &str, source_name: &str) -> Result<Value, ConfigError> {
+    syntax::parse_value(text, source_name)
+}
+
 /// Supported values of `_format_version`.
 const FORMAT_VERSIONS: [&str; 3] = ["1.1", "2.1", "3.0"];
 

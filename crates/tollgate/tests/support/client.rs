@@ -81,3 +81,60 @@ pub async fn h2c(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Fu
     tokio::spawn(conn);
     send
 }
+
+/// Sends `method url` with a body of `content_type` (empty body when None).
+pub async fn send(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    body: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+) -> Got {
+    let mut b = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let body = match body {
+        Some((ct, text)) => {
+            b = b.header("content-type", ct);
+            Bytes::from(text.to_owned())
+        }
+        None => Bytes::new(),
+    };
+    collect(
+        client
+            .request(b.body(Full::new(body)).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// POST a form body (`a=1&b=2`).
+pub async fn post_form(client: &HttpClient, url: &str, form: &str) -> Got {
+    send(
+        client,
+        "POST",
+        url,
+        Some(("application/x-www-form-urlencoded", form)),
+        &[],
+    )
+    .await
+}
+
+/// Sends a JSON body.
+pub async fn send_json(
+    client: &HttpClient,
+    method: &str,
+    url: &str,
+    json: &serde_json::Value,
+) -> Got {
+    send(
+        client,
+        method,
+        url,
+        Some(("application/json", &json.to_string())),
+        &[],
+    )
+    .await
+}

@@ -13,7 +13,9 @@ pub struct Gateway {
     pub child: Child,
     pub proxy: SocketAddr,
     pub status: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
     pub dir: PathBuf,
+    env: Vec<(String, String)>,
     pub config: PathBuf,
     /// Everything the process wrote to stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
@@ -61,6 +63,39 @@ impl Gateway {
         let dir = temp_dir("gw");
         let file = dir.join("kong.yml");
         std::fs::write(&file, config).unwrap();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::spawn(dir, env)
+    }
+
+    /// Starts a node on the embedded SQLite store with the Admin API on an
+    /// ephemeral loopback port.
+    pub fn start_sqlite(env: &[(&str, &str)]) -> Gateway {
+        let mut all = vec![
+            ("TOLLGATE_DATABASE", "sqlite"),
+            ("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0"),
+        ];
+        all.extend_from_slice(env);
+        Self::start("_format_version: \"3.0\"\n", &all)
+    }
+
+    /// Kills the process with SIGKILL and starts it again on the same
+    /// prefix and settings (new ephemeral ports).
+    pub fn kill9_and_restart(mut self) -> Gateway {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = self.dir.clone();
+        let env = std::mem::take(&mut self.env);
+        // Keep the folder: only the process goes away.
+        self.dir = PathBuf::from("/nonexistent-tollgate-test-dir");
+        drop(self);
+        Self::spawn(dir, env)
+    }
+
+    fn spawn(dir: PathBuf, env: Vec<(String, String)>) -> Gateway {
+        let file = dir.join("kong.yml");
         let mut cmd = Command::new(binary());
         cmd.arg("run")
             .env_clear()
@@ -74,7 +109,7 @@ impl Gateway {
             .env("TOLLGATE_WORKER_THREADS", "2")
             .env("TOLLGATE_LOG_LEVEL", "info")
             .env("TOLLGATE_ACCESS_LOG", "stdout");
-        for (k, v) in env {
+        for (k, v) in &env {
             cmd.env(k, v);
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -84,7 +119,7 @@ impl Gateway {
         pump(child.stderr.take().unwrap(), log.clone(), true);
         pump(child.stdout.take().unwrap(), stdout.clone(), false);
         let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut proxy, mut status) = (None, None);
+        let (mut proxy, mut status, mut admin) = (None, None, None);
         while Instant::now() < deadline {
             for line in log.lock().unwrap().iter() {
                 if let Some(a) = line.split("proxy listening on ").nth(1) {
@@ -92,6 +127,9 @@ impl Gateway {
                 }
                 if let Some(a) = line.split("status listening on ").nth(1) {
                     status = a.trim().parse().ok();
+                }
+                if let Some(a) = line.split("admin listening on ").nth(1) {
+                    admin = a.trim().parse().ok();
                 }
             }
             if let Ok(Some(code)) = child.try_wait() {
@@ -113,7 +151,9 @@ impl Gateway {
             child,
             proxy,
             status,
+            admin,
             dir,
+            env,
             config: file,
             log,
             stdout,
@@ -123,6 +163,11 @@ impl Gateway {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.proxy)
+    }
+
+    /// The Admin API's base URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin.expect("admin listener"))
     }
 
     /// Sends a signal (`HUP`, `TERM`, …) to the process.

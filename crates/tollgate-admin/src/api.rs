@@ -1,0 +1,636 @@
+//! The Admin API's HTTP surface: Kong's paths, methods, status codes,
+//! pagination and tag filters, over the [`ControlPlane`].
+
+use crate::decode::{self, FieldType};
+use crate::error::AdminError;
+use crate::kinds::{self, Kind};
+use crate::state::{parent_of, ControlPlane, Entry, Op};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Largest accepted request body (a whole declarative file for POST /config).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The Admin API service.
+#[derive(Debug)]
+pub struct AdminApi {
+    cp: Arc<ControlPlane>,
+    token: Option<String>,
+    node_id: Uuid,
+    database: &'static str,
+}
+
+type Reply = Result<(StatusCode, Value), AdminError>;
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("tollgate/", env!("CARGO_PKG_VERSION"))),
+    );
+    r
+}
+
+/// Compares without leaking where the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Field types used to coerce form values, per kind.
+struct KindSchema(Kind);
+
+impl decode::Schema for KindSchema {
+    fn field_type(&self, name: &str) -> Option<FieldType> {
+        use FieldType::*;
+        let t = match (self.0, name) {
+            (_, "tags") => StringArray,
+            (_, "id" | "name") => FieldType::String,
+            (
+                Kind::Services,
+                "port" | "retries" | "connect_timeout" | "write_timeout" | "read_timeout"
+                | "tls_verify_depth",
+            ) => Integer,
+            (Kind::Services, "enabled" | "tls_verify") => Boolean,
+            (Kind::Services, "ca_certificates") => StringArray,
+            (Kind::Services, "client_certificate") => ForeignKey,
+            (Kind::Services, _) => FieldType::String,
+            (Kind::Routes, "protocols" | "methods" | "hosts" | "paths" | "snis") => StringArray,
+            (Kind::Routes, "headers") => Map,
+            (Kind::Routes, "https_redirect_status_code" | "regex_priority") => Integer,
+            (
+                Kind::Routes,
+                "strip_path" | "preserve_host" | "request_buffering" | "response_buffering",
+            ) => Boolean,
+            (Kind::Routes, "service") => ForeignKey,
+            (Kind::Routes, _) => FieldType::String,
+            (Kind::Upstreams, "slots") => Integer,
+            (Kind::Upstreams, "use_srv_name") => Boolean,
+            (Kind::Upstreams, "healthchecks") => Record,
+            (Kind::Upstreams, "client_certificate") => ForeignKey,
+            (Kind::Upstreams, _) => FieldType::String,
+            (Kind::Targets, "weight") => Integer,
+            (Kind::Targets, "upstream") => ForeignKey,
+            (Kind::Targets, _) => FieldType::String,
+        };
+        Some(t)
+    }
+}
+
+/// Objects are merged field by field; anything else replaces.
+fn deep_merge(base: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (k, v) in patch {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Object(b)), Value::Object(p)) => deep_merge(b, p),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn query_pairs(req: &Request<hyper::body::Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .map(decode::decode_query)
+        .unwrap_or_default()
+}
+
+fn has_tags(body: &Map<String, Value>, filter: &str) -> bool {
+    let tags: Vec<&str> = body
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if filter.contains('/') {
+        filter.split('/').any(|t| tags.contains(&t))
+    } else {
+        filter.split(',').all(|t| tags.contains(&t))
+    }
+}
+
+fn paginate(path: &str, entries: Vec<Entry>, query: &[(String, String)]) -> Reply {
+    let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let size = match get("size") {
+        None => 100,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(AdminError::Option(
+                    9,
+                    "size must be an integer between 1 and 1000".into(),
+                ))
+            }
+        },
+    };
+    let mut entries = entries;
+    if let Some(tags) = get("tags") {
+        if tags.split([',', '/']).count() > 5 {
+            return Err(AdminError::Option(
+                11,
+                "cannot query more than 5 tags".into(),
+            ));
+        }
+        entries.retain(|e| has_tags(&e.body, tags));
+    }
+    let start = match get("offset") {
+        None => 0,
+        Some(o) => match Uuid::parse_str(o)
+            .ok()
+            .and_then(|id| entries.iter().position(|e| e.id == id))
+        {
+            Some(i) => i,
+            None => {
+                return Err(AdminError::Option(
+                    7,
+                    format!("'{o}' is not a valid offset"),
+                ))
+            }
+        },
+    };
+    let page: Vec<Value> = entries
+        .iter()
+        .skip(start)
+        .take(size)
+        .map(|e| Value::Object(e.body.clone()))
+        .collect();
+    let next = entries.get(start + size).map(|e| e.id.to_string());
+    let mut next_path = Value::Null;
+    if let Some(n) = &next {
+        let mut q = format!("{path}?offset={n}");
+        if let Some(s) = get("size") {
+            q.push_str(&format!("&size={s}"));
+        }
+        if let Some(t) = get("tags") {
+            q.push_str(&format!("&tags={t}"));
+        }
+        next_path = Value::String(q);
+    }
+    Ok((
+        StatusCode::OK,
+        json!({ "data": page, "offset": next, "next": next_path }),
+    ))
+}
+
+impl AdminApi {
+    /// An Admin API over `cp`. With `token`, every request must carry it.
+    pub fn new(
+        cp: Arc<ControlPlane>,
+        token: Option<String>,
+        database: &'static str,
+    ) -> Arc<AdminApi> {
+        Arc::new(AdminApi {
+            cp,
+            token,
+            node_id: Uuid::new_v4(),
+            database,
+        })
+    }
+
+    /// Serves one request.
+    pub async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Response<Bytes> {
+        if let Some(token) = &self.token {
+            let given = req
+                .headers()
+                .get("kong-admin-token")
+                .and_then(|v| v.to_str().ok())
+                .or_else(|| {
+                    req.headers()
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                });
+            if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+                let e = AdminError::Unauthorized;
+                return json_response(e.status(), &e.body());
+            }
+        }
+        match self.route(req).await {
+            Ok((StatusCode::NO_CONTENT, _)) => {
+                let mut r = Response::new(Bytes::new());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            Ok((status, body)) => json_response(status, &body),
+            Err(e) => json_response(e.status(), &e.body()),
+        }
+    }
+
+    async fn route(&self, req: Request<hyper::body::Incoming>) -> Reply {
+        let path = req.uri().path().to_owned();
+        let segs: Vec<String> = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let method = req.method().clone();
+        let query = query_pairs(&req);
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Err(AdminError::Decode(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    json!({ "message": "request body too large" }),
+                ))
+            }
+        };
+        let ct = ct.as_deref();
+        match (segs.as_slice(), &method) {
+            ([], &Method::GET) => Ok((StatusCode::OK, self.info())),
+            (["status"], &Method::GET) => Ok((StatusCode::OK, self.status())),
+            (["config"], &Method::GET) => {
+                let doc = self.cp.export();
+                Ok((StatusCode::OK, json!({ "config": doc.to_string() })))
+            }
+            (["config"], &Method::POST) => self.post_config(ct, &body),
+            (["plugins", "enabled"], &Method::GET) => {
+                Ok((StatusCode::OK, json!({ "enabled_plugins": [] })))
+            }
+            (["tags", tag], &Method::GET) => Ok((StatusCode::OK, self.tags(tag))),
+            ([coll], m) if Kind::from_name(coll).is_some_and(|k| k != Kind::Targets) => {
+                let kind = Kind::from_name(coll).ok_or(AdminError::NotFound)?;
+                match *m {
+                    Method::GET => paginate(&path, self.cp.list(kind), &query),
+                    Method::POST => self.create(kind, ct, &body, None),
+                    _ => Err(AdminError::MethodNotAllowed),
+                }
+            }
+            ([coll, key], m) if Kind::from_name(coll).is_some_and(|k| k != Kind::Targets) => {
+                let kind = Kind::from_name(coll).ok_or(AdminError::NotFound)?;
+                self.one(kind, key, m, ct, &body, None)
+            }
+            (["services", s, "routes"], m) => {
+                let svc = self
+                    .cp
+                    .find(Kind::Services, s, None)
+                    .ok_or(AdminError::NotFound)?;
+                match *m {
+                    Method::GET => paginate(&path, self.cp.children(Kind::Routes, svc.id), &query),
+                    Method::POST => self.create(Kind::Routes, ct, &body, Some(svc.id)),
+                    _ => Err(AdminError::MethodNotAllowed),
+                }
+            }
+            (["services", s, "routes", r], m) => {
+                let svc = self
+                    .cp
+                    .find(Kind::Services, s, None)
+                    .ok_or(AdminError::NotFound)?;
+                self.one(Kind::Routes, r, m, ct, &body, Some(svc.id))
+            }
+            (["routes", r, "service"], &Method::GET) => {
+                let route = self
+                    .cp
+                    .find(Kind::Routes, r, None)
+                    .ok_or(AdminError::NotFound)?;
+                let sid = parent_of(Kind::Routes, &route.body).ok_or(AdminError::NotFound)?;
+                let svc = self
+                    .cp
+                    .find(Kind::Services, &sid.to_string(), None)
+                    .ok_or(AdminError::NotFound)?;
+                Ok((StatusCode::OK, Value::Object(svc.body)))
+            }
+            (["routes", _, "service"], _) => Err(AdminError::MethodNotAllowed),
+            (["upstreams", u, "targets"] | ["upstreams", u, "targets", "all"], m) => {
+                let up = self
+                    .cp
+                    .find(Kind::Upstreams, u, None)
+                    .ok_or(AdminError::NotFound)?;
+                match *m {
+                    Method::GET => paginate(&path, self.cp.children(Kind::Targets, up.id), &query),
+                    Method::POST if segs.len() == 3 => {
+                        self.create(Kind::Targets, ct, &body, Some(up.id))
+                    }
+                    _ => Err(AdminError::MethodNotAllowed),
+                }
+            }
+            (["upstreams", u, "targets", t], m) => {
+                let up = self
+                    .cp
+                    .find(Kind::Upstreams, u, None)
+                    .ok_or(AdminError::NotFound)?;
+                self.one(Kind::Targets, t, m, ct, &body, Some(up.id))
+            }
+            (["upstreams", u, "health"], &Method::GET) => {
+                let up = self
+                    .cp
+                    .find(Kind::Upstreams, u, None)
+                    .ok_or(AdminError::NotFound)?;
+                let data: Vec<Value> = self
+                    .cp
+                    .children(Kind::Targets, up.id)
+                    .into_iter()
+                    .map(|e| {
+                        let mut b = e.body;
+                        b.insert("health".into(), json!("HEALTHCHECKS_OFF"));
+                        Value::Object(b)
+                    })
+                    .collect();
+                Ok((
+                    StatusCode::OK,
+                    json!({ "data": data, "next": null, "node_id": self.node_id }),
+                ))
+            }
+            _ => Err(AdminError::NotFound),
+        }
+    }
+
+    fn decode(
+        &self,
+        kind: Kind,
+        ct: Option<&str>,
+        body: &[u8],
+    ) -> Result<Map<String, Value>, AdminError> {
+        decode::decode_body(ct, body, &KindSchema(kind))
+            .map_err(|e| AdminError::Decode(e.status(), e.body()))
+    }
+
+    fn refuse_db_less(&self, verb: &str, kind: Kind) -> Result<(), AdminError> {
+        if self.cp.is_db_less() {
+            return Err(AdminError::DbLess(format!(
+                "cannot {verb} '{}' entities when not using a database",
+                kind.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds the stored document from defaults (or an existing document
+    /// for PATCH) and the input.
+    fn prepare_input(
+        kind: Kind,
+        mut input: Map<String, Value>,
+        parent: Option<Uuid>,
+    ) -> Result<Map<String, Value>, AdminError> {
+        if kind == Kind::Services {
+            kinds::expand_url(&mut input);
+        }
+        input.remove("created_at");
+        input.remove("updated_at");
+        if let (Some(field), Some(p)) = (kind.parent_field(), parent) {
+            input.insert(field.into(), json!({ "id": p }));
+        }
+        Ok(input)
+    }
+
+    fn parse_id(input: &mut Map<String, Value>) -> Result<Option<Uuid>, AdminError> {
+        match input.remove("id") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Uuid::parse_str(&s).map(Some).map_err(|_| {
+                let mut f = Map::new();
+                f.insert("id".into(), json!("expected a valid UUID"));
+                AdminError::Schema(f)
+            }),
+            Some(_) => {
+                let mut f = Map::new();
+                f.insert("id".into(), json!("expected a string"));
+                Err(AdminError::Schema(f))
+            }
+        }
+    }
+
+    fn create(&self, kind: Kind, ct: Option<&str>, body: &[u8], parent: Option<Uuid>) -> Reply {
+        self.refuse_db_less("create", kind)?;
+        let mut input = self.decode(kind, ct, body)?;
+        let id = Self::parse_id(&mut input)?.unwrap_or_else(Uuid::new_v4);
+        let input = Self::prepare_input(kind, input, parent)?;
+        let mut doc = kind.defaults();
+        deep_merge(&mut doc, input);
+        let now = self.cp.now();
+        doc.insert("id".into(), json!(id));
+        doc.insert("created_at".into(), json!(now));
+        doc.insert("updated_at".into(), json!(now));
+        let entry = Entry {
+            id,
+            created_at: now,
+            body: doc.clone(),
+        };
+        self.cp
+            .write(vec![Op::Put(kind, entry)], Some((kind, id)))?;
+        Ok((StatusCode::CREATED, Value::Object(doc)))
+    }
+
+    fn one(
+        &self,
+        kind: Kind,
+        key: &str,
+        method: &Method,
+        ct: Option<&str>,
+        body: &[u8],
+        parent: Option<Uuid>,
+    ) -> Reply {
+        let existing = self.cp.find(kind, key, parent);
+        match *method {
+            Method::GET => existing
+                .map(|e| (StatusCode::OK, Value::Object(e.body)))
+                .ok_or(AdminError::NotFound),
+            Method::DELETE => {
+                self.refuse_db_less("delete", kind)?;
+                let Some(e) = existing else {
+                    return Ok((StatusCode::NO_CONTENT, Value::Null));
+                };
+                let mut ops = vec![Op::Delete(kind, e.id)];
+                match kind {
+                    Kind::Services if !self.cp.children(Kind::Routes, e.id).is_empty() => {
+                        return Err(AdminError::ForeignKey(
+                            "an existing 'routes' entity references this 'services' entity".into(),
+                        ));
+                    }
+                    Kind::Upstreams => {
+                        ops.extend(
+                            self.cp
+                                .children(Kind::Targets, e.id)
+                                .into_iter()
+                                .map(|t| Op::Delete(Kind::Targets, t.id)),
+                        );
+                    }
+                    _ => {}
+                }
+                self.cp.write(ops, None)?;
+                Ok((StatusCode::NO_CONTENT, Value::Null))
+            }
+            Method::PATCH => {
+                self.refuse_db_less("update", kind)?;
+                let e = existing.ok_or(AdminError::NotFound)?;
+                let mut input = self.decode(kind, ct, body)?;
+                input.remove("id");
+                let input = Self::prepare_input(kind, input, None)?;
+                let mut doc = e.body.clone();
+                if kind == Kind::Services
+                    && input.contains_key("protocol")
+                    && !input.contains_key("port")
+                {
+                    // Kong keeps the port as stored; nothing to derive.
+                }
+                deep_merge(&mut doc, input);
+                doc.insert("updated_at".into(), json!(self.cp.now()));
+                let entry = Entry {
+                    id: e.id,
+                    created_at: e.created_at,
+                    body: doc.clone(),
+                };
+                self.cp
+                    .write(vec![Op::Put(kind, entry)], Some((kind, e.id)))?;
+                Ok((StatusCode::OK, Value::Object(doc)))
+            }
+            Method::PUT => {
+                self.refuse_db_less("update", kind)?;
+                let mut input = self.decode(kind, ct, body)?;
+                let given = Self::parse_id(&mut input)?;
+                let path_id = Uuid::parse_str(key).ok();
+                let id = existing
+                    .as_ref()
+                    .map(|e| e.id)
+                    .or(path_id)
+                    .or(given)
+                    .unwrap_or_else(Uuid::new_v4);
+                let mut input = Self::prepare_input(kind, input, parent)?;
+                if path_id.is_none() {
+                    input.insert(kind.endpoint_key().into(), json!(key));
+                }
+                if let (Some(field), Some(e)) = (kind.parent_field(), existing.as_ref()) {
+                    if !input.contains_key(field) {
+                        if let Some(p) = e.body.get(field) {
+                            input.insert(field.into(), p.clone());
+                        }
+                    }
+                }
+                let mut doc = kind.defaults();
+                deep_merge(&mut doc, input);
+                let now = self.cp.now();
+                let created = existing.as_ref().map_or(now, |e| e.created_at);
+                doc.insert("id".into(), json!(id));
+                doc.insert("created_at".into(), json!(created));
+                doc.insert("updated_at".into(), json!(now));
+                let entry = Entry {
+                    id,
+                    created_at: created,
+                    body: doc.clone(),
+                };
+                self.cp
+                    .write(vec![Op::Put(kind, entry)], Some((kind, id)))?;
+                Ok((StatusCode::OK, Value::Object(doc)))
+            }
+            _ => Err(AdminError::MethodNotAllowed),
+        }
+    }
+
+    fn post_config(&self, ct: Option<&str>, body: &[u8]) -> Reply {
+        let text = if ct.is_some_and(|c| {
+            c.starts_with("application/x-www-form-urlencoded")
+                || c.starts_with("multipart/form-data")
+        }) {
+            let form = decode::decode_body(ct, body, &NoSchema)
+                .map_err(|e| AdminError::Decode(e.status(), e.body()))?;
+            match form.get("config") {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => {
+                    let mut f = Map::new();
+                    f.insert("config".into(), json!("required field missing"));
+                    return Err(AdminError::Declarative(
+                        "config: required field missing".into(),
+                        f,
+                    ));
+                }
+            }
+        } else {
+            String::from_utf8_lossy(body).into_owned()
+        };
+        let config = tollgate_model::declarative::parse_str(&text, "config").map_err(|e| {
+            let mut f = Map::new();
+            let msgs: Vec<Value> = match &e {
+                tollgate_model::ConfigError::Invalid { issues, .. } => issues
+                    .iter()
+                    .map(|i| Value::String(i.to_string()))
+                    .collect(),
+                other => vec![Value::String(other.to_string())],
+            };
+            f.insert("@entity".into(), Value::Array(msgs));
+            AdminError::Declarative(e.to_string(), f)
+        })?;
+        self.cp.replace_all(config)?;
+        Ok((StatusCode::CREATED, self.cp.export()))
+    }
+
+    fn info(&self) -> Value {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        json!({
+            "tagline": "Welcome to tollgate",
+            "version": env!("CARGO_PKG_VERSION"),
+            "edition": "community",
+            "hostname": host.trim(),
+            "node_id": self.node_id,
+            "pids": { "master": std::process::id(), "workers": [] },
+            "plugins": { "available_on_server": {}, "enabled_in_cluster": [] },
+            "configuration": { "database": self.database },
+        })
+    }
+
+    fn status(&self) -> Value {
+        let config = self.cp.config();
+        json!({
+            "database": { "reachable": true },
+            "server": {},
+            "configuration": {
+                "services": config.services.len(),
+                "routes": config.routes.len(),
+                "upstreams": config.upstreams.len(),
+            },
+        })
+    }
+
+    fn tags(&self, tag: &str) -> Value {
+        let mut rows = Vec::new();
+        for kind in Kind::ALL {
+            for e in self.cp.list(kind) {
+                if has_tags(&e.body, tag) {
+                    rows.push(json!({ "entity_name": kind.name(), "entity_id": e.id, "tag": tag }));
+                }
+            }
+        }
+        json!({ "data": rows, "offset": null, "next": null })
+    }
+}
+
+struct NoSchema;
+
+impl decode::Schema for NoSchema {
+    fn field_type(&self, _name: &str) -> Option<FieldType> {
+        None
+    }
+}

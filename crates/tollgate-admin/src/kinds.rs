@@ -1,0 +1,315 @@
+//! The entity kinds the Admin API serves, their Kong-shaped defaults, and
+//! how a stored document is rendered back from the validated model.
+
+use serde_json::{json, Map, Value};
+use tollgate_model::{Algorithm, Config, Protocol, Route, Service, Target, Upstream};
+use uuid::Uuid;
+
+/// An entity kind with Admin API endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `/services`
+    Services,
+    /// `/routes`
+    Routes,
+    /// `/upstreams`
+    Upstreams,
+    /// `/targets` (only nested under an upstream)
+    Targets,
+}
+
+impl Kind {
+    /// Kong's entity name (also the collection path and the store kind).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Services => "services",
+            Kind::Routes => "routes",
+            Kind::Upstreams => "upstreams",
+            Kind::Targets => "targets",
+        }
+    }
+
+    /// Parses a collection name.
+    pub fn from_name(s: &str) -> Option<Kind> {
+        match s {
+            "services" => Some(Kind::Services),
+            "routes" => Some(Kind::Routes),
+            "upstreams" => Some(Kind::Upstreams),
+            "targets" => Some(Kind::Targets),
+            _ => None,
+        }
+    }
+
+    /// All kinds, parents before children.
+    pub const ALL: [Kind; 4] = [Kind::Services, Kind::Routes, Kind::Upstreams, Kind::Targets];
+
+    /// The field that is the entity's endpoint key (besides its id).
+    pub fn endpoint_key(self) -> &'static str {
+        match self {
+            Kind::Targets => "target",
+            _ => "name",
+        }
+    }
+
+    /// The foreign key to a parent, if any (`service` for routes, `upstream` for targets).
+    pub fn parent_field(self) -> Option<&'static str> {
+        match self {
+            Kind::Routes => Some("service"),
+            Kind::Targets => Some("upstream"),
+            _ => None,
+        }
+    }
+
+    /// Kong's defaults: every field present, `null` when unset.
+    pub fn defaults(self) -> Map<String, Value> {
+        let v = match self {
+            Kind::Services => json!({
+                "name": null, "protocol": "http", "host": null, "port": 80, "path": null,
+                "retries": 5, "connect_timeout": 60000, "write_timeout": 60000, "read_timeout": 60000,
+                "tags": null, "client_certificate": null, "tls_verify": null, "tls_verify_depth": null,
+                "ca_certificates": null, "enabled": true,
+            }),
+            Kind::Routes => json!({
+                "name": null, "protocols": ["http", "https"], "methods": null, "hosts": null,
+                "paths": null, "headers": null, "https_redirect_status_code": 426, "regex_priority": 0,
+                "strip_path": true, "path_handling": "v0", "preserve_host": false,
+                "request_buffering": true, "response_buffering": true, "snis": null, "sources": null,
+                "destinations": null, "tags": null, "service": null,
+            }),
+            Kind::Upstreams => json!({
+                "name": null, "algorithm": "round-robin", "hash_on": "none", "hash_fallback": "none",
+                "hash_on_header": null, "hash_fallback_header": null, "hash_on_cookie": null,
+                "hash_on_cookie_path": "/", "hash_on_query_arg": null, "hash_fallback_query_arg": null,
+                "hash_on_uri_capture": null, "hash_fallback_uri_capture": null, "slots": 10000,
+                "host_header": null, "client_certificate": null, "use_srv_name": false, "tags": null,
+                "healthchecks": {
+                    "threshold": 0,
+                    "active": {
+                        "type": "http", "timeout": 1, "concurrency": 10, "http_path": "/",
+                        "https_sni": null, "https_verify_certificate": true, "headers": null,
+                        "healthy": {"interval": 0, "http_statuses": [200, 302], "successes": 0},
+                        "unhealthy": {"interval": 0, "http_statuses": [429, 404, 500, 501, 502, 503, 504, 505],
+                                      "tcp_failures": 0, "timeouts": 0, "http_failures": 0}
+                    },
+                    "passive": {
+                        "type": "http",
+                        "healthy": {"http_statuses": [200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
+                                                      300, 301, 302, 303, 304, 305, 306, 307, 308], "successes": 0},
+                        "unhealthy": {"http_statuses": [429, 500, 503], "tcp_failures": 0, "timeouts": 0, "http_failures": 0}
+                    }
+                },
+            }),
+            Kind::Targets => {
+                json!({ "target": null, "weight": 100, "tags": null, "upstream": null })
+            }
+        };
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// Expands a service's `url` shorthand into protocol/host/port/path, as Kong
+/// does; leaves the document alone when the url cannot be parsed (the
+/// validator then reports it).
+pub fn expand_url(doc: &mut Map<String, Value>) {
+    let Some(Value::String(url)) = doc.get("url").cloned() else {
+        return;
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return;
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], Some(&rest[i..])),
+        None => (rest, None),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p))
+            if !h.is_empty() && !h.ends_with(']')
+                || authority.starts_with('[') && h.ends_with(']') =>
+        {
+            match p.parse::<u16>() {
+                Ok(p) => (
+                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                    Some(p),
+                ),
+                Err(_) => return,
+            }
+        }
+        _ => (
+            authority
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            None,
+        ),
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    let port = port.unwrap_or(if scheme == "https" || scheme == "grpcs" {
+        443
+    } else {
+        80
+    });
+    doc.remove("url");
+    doc.insert("protocol".into(), Value::String(scheme));
+    doc.insert("host".into(), Value::String(host));
+    doc.insert("port".into(), Value::from(port));
+    doc.insert(
+        "path".into(),
+        path.map_or(Value::Null, |p| Value::String(p.to_owned())),
+    );
+}
+
+fn tags(t: &[String]) -> Value {
+    if t.is_empty() {
+        Value::Null
+    } else {
+        json!(t)
+    }
+}
+
+fn opt(v: &[String]) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(v)
+    }
+}
+
+fn protocol(p: Protocol) -> &'static str {
+    p.as_str()
+}
+
+/// Renders a validated service as Kong shows it.
+pub fn service_json(s: &Service) -> Map<String, Value> {
+    let mut m = Kind::Services.defaults();
+    m.insert("id".into(), json!(s.id));
+    m.insert("name".into(), json!(s.name));
+    m.insert("protocol".into(), json!(protocol(s.protocol)));
+    m.insert("host".into(), json!(s.host));
+    m.insert("port".into(), json!(s.port));
+    m.insert("path".into(), json!(s.path));
+    m.insert("retries".into(), json!(s.retries));
+    m.insert("connect_timeout".into(), json!(s.connect_timeout));
+    m.insert("write_timeout".into(), json!(s.write_timeout));
+    m.insert("read_timeout".into(), json!(s.read_timeout));
+    m.insert("enabled".into(), json!(s.enabled));
+    m.insert("tags".into(), tags(&s.tags));
+    m
+}
+
+/// Renders a validated route as Kong shows it.
+pub fn route_json(r: &Route) -> Map<String, Value> {
+    let mut m = Kind::Routes.defaults();
+    m.insert("id".into(), json!(r.id));
+    m.insert("name".into(), json!(r.name));
+    m.insert(
+        "protocols".into(),
+        json!(r.protocols.iter().map(|p| protocol(*p)).collect::<Vec<_>>()),
+    );
+    m.insert("methods".into(), opt(&r.methods));
+    m.insert("hosts".into(), opt(&r.hosts));
+    m.insert("paths".into(), opt(&r.paths));
+    m.insert(
+        "headers".into(),
+        if r.headers.is_empty() {
+            Value::Null
+        } else {
+            json!(r.headers)
+        },
+    );
+    m.insert(
+        "https_redirect_status_code".into(),
+        json!(r.https_redirect_status_code),
+    );
+    m.insert("regex_priority".into(), json!(r.regex_priority));
+    m.insert("strip_path".into(), json!(r.strip_path));
+    m.insert("path_handling".into(), json!(r.path_handling.as_str()));
+    m.insert("preserve_host".into(), json!(r.preserve_host));
+    m.insert("request_buffering".into(), json!(r.request_buffering));
+    m.insert("response_buffering".into(), json!(r.response_buffering));
+    m.insert("tags".into(), tags(&r.tags));
+    m.insert(
+        "service".into(),
+        r.service.map_or(Value::Null, |id| json!({ "id": id })),
+    );
+    m
+}
+
+/// Renders a validated upstream as Kong shows it (fields Tollgate does not
+/// model yet keep Kong's defaults).
+pub fn upstream_json(u: &Upstream) -> Map<String, Value> {
+    let mut m = Kind::Upstreams.defaults();
+    m.insert("id".into(), json!(u.id));
+    m.insert("name".into(), json!(u.name));
+    let alg = match u.algorithm {
+        Algorithm::RoundRobin => "round-robin",
+        Algorithm::ConsistentHashing => "consistent-hashing",
+        Algorithm::LeastConnections => "least-connections",
+        Algorithm::Latency => "latency",
+    };
+    m.insert("algorithm".into(), json!(alg));
+    m.insert("host_header".into(), json!(u.host_header));
+    m.insert("tags".into(), tags(&u.tags));
+    m
+}
+
+/// Renders a validated target as Kong shows it.
+pub fn target_json(t: &Target, upstream: Uuid) -> Map<String, Value> {
+    let mut m = Kind::Targets.defaults();
+    m.insert("id".into(), json!(t.id));
+    let host = if t.host.contains(':') {
+        format!("[{}]", t.host)
+    } else {
+        t.host.clone()
+    };
+    m.insert("target".into(), json!(format!("{host}:{}", t.port)));
+    m.insert("weight".into(), json!(t.weight));
+    m.insert("tags".into(), tags(&t.tags));
+    m.insert("upstream".into(), json!({ "id": upstream }));
+    m
+}
+
+/// Every entity of a validated configuration, rendered, in model order.
+pub fn render_all(config: &Config) -> Vec<(Kind, Map<String, Value>)> {
+    let mut out = Vec::new();
+    out.extend(
+        config
+            .services
+            .iter()
+            .map(|s| (Kind::Services, service_json(s))),
+    );
+    out.extend(config.routes.iter().map(|r| (Kind::Routes, route_json(r))));
+    for u in &config.upstreams {
+        out.push((Kind::Upstreams, upstream_json(u)));
+        out.extend(
+            u.targets
+                .iter()
+                .map(|t| (Kind::Targets, target_json(t, u.id))),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_shorthand_expands_with_scheme_default_ports() {
+        let mut m = Map::new();
+        m.insert("url".into(), json!("https://api.example.com/v1"));
+        expand_url(&mut m);
+        assert_eq!(m["protocol"], "https");
+        assert_eq!(m["host"], "api.example.com");
+        assert_eq!(m["port"], 443);
+        assert_eq!(m["path"], "/v1");
+        assert!(!m.contains_key("url"));
+        let mut m = Map::new();
+        m.insert("url".into(), json!("http://127.0.0.1:9000"));
+        expand_url(&mut m);
+        assert_eq!(m["port"], 9000);
+        assert_eq!(m["path"], Value::Null);
+    }
+}

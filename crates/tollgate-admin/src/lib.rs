@@ -1,0 +1,17 @@
+//! Tollgate's Admin API: Kong's endpoints, request forms and error shapes,
+//! over the configuration store.
+//!
+//! [`state::ControlPlane`] owns the configuration (a mirror of the store,
+//! validated whole on every write); [`api::AdminApi`] serves Kong's HTTP
+//! surface over it.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod api;
+pub mod decode;
+pub mod error;
+pub mod kinds;
+pub mod state;
+
+pub use api::AdminApi;
+pub use state::ControlPlane;
