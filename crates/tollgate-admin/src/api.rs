@@ -4,7 +4,7 @@
 use crate::decode::{self, FieldType};
 use crate::error::AdminError;
 use crate::kinds::{self, Kind};
-use crate::state::{parent_of, ControlPlane, Entry, Op};
+use crate::state::{foreign_key, ControlPlane, Entry, Op};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -101,6 +101,15 @@ impl decode::Schema for KindSchema {
             (Kind::Targets, "weight") => Integer,
             (Kind::Targets, "upstream") => ForeignKey,
             (Kind::Targets, _) => FieldType::String,
+            (Kind::Plugins, "config") => Record,
+            (Kind::Plugins, "protocols") => StringArray,
+            (Kind::Plugins, "enabled") => Boolean,
+            (Kind::Plugins, "ordering") => Record,
+            (_, "service" | "route" | "consumer" | "certificate") => ForeignKey,
+            (Kind::KeyAuth, "ttl") => Integer,
+            (Kind::Oauth2, "hash_secret") => Boolean,
+            (Kind::Oauth2, "redirect_uris") => StringArray,
+            (_, _) => FieldType::String,
         };
         Some(t)
     }
@@ -279,72 +288,13 @@ impl AdminApi {
             }
             (["config"], &Method::POST) => self.post_config(ct, &body),
             (["plugins", "enabled"], &Method::GET) => {
-                Ok((StatusCode::OK, json!({ "enabled_plugins": [] })))
+                let names: Vec<&str> = tollgate_plugins::registry()
+                    .iter()
+                    .map(|p| p.name)
+                    .collect();
+                Ok((StatusCode::OK, json!({ "enabled_plugins": names })))
             }
             (["tags", tag], &Method::GET) => Ok((StatusCode::OK, self.tags(tag))),
-            ([coll], m) if Kind::from_name(coll).is_some_and(|k| k != Kind::Targets) => {
-                let kind = Kind::from_name(coll).ok_or(AdminError::NotFound)?;
-                match *m {
-                    Method::GET => paginate(&path, self.cp.list(kind), &query),
-                    Method::POST => self.create(kind, ct, &body, None),
-                    _ => Err(AdminError::MethodNotAllowed),
-                }
-            }
-            ([coll, key], m) if Kind::from_name(coll).is_some_and(|k| k != Kind::Targets) => {
-                let kind = Kind::from_name(coll).ok_or(AdminError::NotFound)?;
-                self.one(kind, key, m, ct, &body, None)
-            }
-            (["services", s, "routes"], m) => {
-                let svc = self
-                    .cp
-                    .find(Kind::Services, s, None)
-                    .ok_or(AdminError::NotFound)?;
-                match *m {
-                    Method::GET => paginate(&path, self.cp.children(Kind::Routes, svc.id), &query),
-                    Method::POST => self.create(Kind::Routes, ct, &body, Some(svc.id)),
-                    _ => Err(AdminError::MethodNotAllowed),
-                }
-            }
-            (["services", s, "routes", r], m) => {
-                let svc = self
-                    .cp
-                    .find(Kind::Services, s, None)
-                    .ok_or(AdminError::NotFound)?;
-                self.one(Kind::Routes, r, m, ct, &body, Some(svc.id))
-            }
-            (["routes", r, "service"], &Method::GET) => {
-                let route = self
-                    .cp
-                    .find(Kind::Routes, r, None)
-                    .ok_or(AdminError::NotFound)?;
-                let sid = parent_of(Kind::Routes, &route.body).ok_or(AdminError::NotFound)?;
-                let svc = self
-                    .cp
-                    .find(Kind::Services, &sid.to_string(), None)
-                    .ok_or(AdminError::NotFound)?;
-                Ok((StatusCode::OK, Value::Object(svc.body)))
-            }
-            (["routes", _, "service"], _) => Err(AdminError::MethodNotAllowed),
-            (["upstreams", u, "targets"] | ["upstreams", u, "targets", "all"], m) => {
-                let up = self
-                    .cp
-                    .find(Kind::Upstreams, u, None)
-                    .ok_or(AdminError::NotFound)?;
-                match *m {
-                    Method::GET => paginate(&path, self.cp.children(Kind::Targets, up.id), &query),
-                    Method::POST if segs.len() == 3 => {
-                        self.create(Kind::Targets, ct, &body, Some(up.id))
-                    }
-                    _ => Err(AdminError::MethodNotAllowed),
-                }
-            }
-            (["upstreams", u, "targets", t], m) => {
-                let up = self
-                    .cp
-                    .find(Kind::Upstreams, u, None)
-                    .ok_or(AdminError::NotFound)?;
-                self.one(Kind::Targets, t, m, ct, &body, Some(up.id))
-            }
             (["upstreams", u, "health"], &Method::GET) => {
                 let up = self
                     .cp
@@ -352,7 +302,7 @@ impl AdminApi {
                     .ok_or(AdminError::NotFound)?;
                 let data: Vec<Value> = self
                     .cp
-                    .children(Kind::Targets, up.id)
+                    .children(Kind::Targets, "upstream", up.id)
                     .into_iter()
                     .map(|e| {
                         let mut b = e.body;
@@ -364,6 +314,74 @@ impl AdminApi {
                     StatusCode::OK,
                     json!({ "data": data, "next": null, "node_id": self.node_id }),
                 ))
+            }
+            ([coll], m) if Kind::from_path(coll).is_some() => {
+                let kind = Kind::from_path(coll).ok_or(AdminError::NotFound)?;
+                match *m {
+                    Method::GET => paginate(&path, self.cp.list(kind), &query),
+                    Method::POST => self.create(kind, ct, &body, None),
+                    _ => Err(AdminError::MethodNotAllowed),
+                }
+            }
+            ([coll, key], m) if Kind::from_path(coll).is_some() => {
+                let kind = Kind::from_path(coll).ok_or(AdminError::NotFound)?;
+                self.one(kind, key, m, ct, &body, None)
+            }
+            ([coll, key, "consumer"], &Method::GET)
+                if Kind::from_path(coll).is_some_and(Kind::is_credential) =>
+            {
+                let kind = Kind::from_path(coll).ok_or(AdminError::NotFound)?;
+                let cred = self.cp.find(kind, key, None).ok_or(AdminError::NotFound)?;
+                let cid = foreign_key(&cred.body, "consumer").ok_or(AdminError::NotFound)?;
+                let consumer = self
+                    .cp
+                    .find(Kind::Consumers, &cid.to_string(), None)
+                    .ok_or(AdminError::NotFound)?;
+                Ok((StatusCode::OK, Value::Object(consumer.body)))
+            }
+            ([parent_coll, p, child], m) => {
+                let (pkind, kind, field) =
+                    nested(parent_coll, child).ok_or(AdminError::NotFound)?;
+                let parent = self.cp.find(pkind, p, None).ok_or(AdminError::NotFound)?;
+                if kind == Kind::Services {
+                    // /routes/{r}/service
+                    let sid = foreign_key(&parent.body, "service").ok_or(AdminError::NotFound)?;
+                    return match *m {
+                        Method::GET => self
+                            .cp
+                            .find(Kind::Services, &sid.to_string(), None)
+                            .map(|e| (StatusCode::OK, Value::Object(e.body)))
+                            .ok_or(AdminError::NotFound),
+                        _ => Err(AdminError::MethodNotAllowed),
+                    };
+                }
+                match *m {
+                    Method::GET => {
+                        paginate(&path, self.cp.children(kind, field, parent.id), &query)
+                    }
+                    Method::POST => self.create(kind, ct, &body, Some((field, parent.id))),
+                    _ => Err(AdminError::MethodNotAllowed),
+                }
+            }
+            (["upstreams", u, "targets", "all"], &Method::GET) => {
+                let up = self
+                    .cp
+                    .find(Kind::Upstreams, u, None)
+                    .ok_or(AdminError::NotFound)?;
+                paginate(
+                    &path,
+                    self.cp.children(Kind::Targets, "upstream", up.id),
+                    &query,
+                )
+            }
+            ([parent_coll, p, child, key], m) => {
+                let (pkind, kind, field) =
+                    nested(parent_coll, child).ok_or(AdminError::NotFound)?;
+                if kind == Kind::Services {
+                    return Err(AdminError::NotFound);
+                }
+                let parent = self.cp.find(pkind, p, None).ok_or(AdminError::NotFound)?;
+                self.one(kind, key, m, ct, &body, Some((field, parent.id)))
             }
             _ => Err(AdminError::NotFound),
         }
@@ -394,14 +412,14 @@ impl AdminApi {
     fn prepare_input(
         kind: Kind,
         mut input: Map<String, Value>,
-        parent: Option<Uuid>,
+        parent: Option<(&'static str, Uuid)>,
     ) -> Result<Map<String, Value>, AdminError> {
         if kind == Kind::Services {
             kinds::expand_url(&mut input);
         }
         input.remove("created_at");
         input.remove("updated_at");
-        if let (Some(field), Some(p)) = (kind.parent_field(), parent) {
+        if let Some((field, p)) = parent {
             input.insert(field.into(), json!({ "id": p }));
         }
         Ok(input)
@@ -423,13 +441,21 @@ impl AdminApi {
         }
     }
 
-    fn create(&self, kind: Kind, ct: Option<&str>, body: &[u8], parent: Option<Uuid>) -> Reply {
+    fn create(
+        &self,
+        kind: Kind,
+        ct: Option<&str>,
+        body: &[u8],
+        parent: Option<(&'static str, Uuid)>,
+    ) -> Reply {
         self.refuse_db_less("create", kind)?;
         let mut input = self.decode(kind, ct, body)?;
         let id = Self::parse_id(&mut input)?.unwrap_or_else(Uuid::new_v4);
         let input = Self::prepare_input(kind, input, parent)?;
         let mut doc = kind.defaults();
         deep_merge(&mut doc, input);
+        generate_secrets(kind, &mut doc);
+        hash_password(kind, &mut doc)?;
         let now = self.cp.now();
         doc.insert("id".into(), json!(id));
         doc.insert("created_at".into(), json!(now));
@@ -437,11 +463,47 @@ impl AdminApi {
         let entry = Entry {
             id,
             created_at: now,
-            body: doc.clone(),
+            body: doc,
         };
-        self.cp
+        let stored = self
+            .cp
             .write(vec![Op::Put(kind, entry)], Some((kind, id)))?;
-        Ok((StatusCode::CREATED, Value::Object(doc)))
+        Ok((StatusCode::CREATED, Value::Object(stored)))
+    }
+
+    /// Everything that goes away with an entity (Kong's cascades), or an
+    /// error when something still references it.
+    fn cascade(&self, kind: Kind, id: Uuid) -> Result<Vec<Op>, AdminError> {
+        let mut ops = vec![Op::Delete(kind, id)];
+        let mut drop_children = |child: Kind, field: &str| {
+            ops.extend(
+                self.cp
+                    .children(child, field, id)
+                    .into_iter()
+                    .map(|c| Op::Delete(child, c.id)),
+            );
+        };
+        match kind {
+            Kind::Services => {
+                if !self.cp.children(Kind::Routes, "service", id).is_empty() {
+                    return Err(AdminError::ForeignKey(
+                        "an existing 'routes' entity references this 'services' entity".into(),
+                    ));
+                }
+                drop_children(Kind::Plugins, "service");
+            }
+            Kind::Routes => drop_children(Kind::Plugins, "route"),
+            Kind::Upstreams => drop_children(Kind::Targets, "upstream"),
+            Kind::Certificates => drop_children(Kind::Snis, "certificate"),
+            Kind::Consumers => {
+                drop_children(Kind::Plugins, "consumer");
+                for k in Kind::ALL.into_iter().filter(|k| k.is_credential()) {
+                    drop_children(k, "consumer");
+                }
+            }
+            _ => {}
+        }
+        Ok(ops)
     }
 
     fn one(
@@ -451,7 +513,7 @@ impl AdminApi {
         method: &Method,
         ct: Option<&str>,
         body: &[u8],
-        parent: Option<Uuid>,
+        parent: Option<(&'static str, Uuid)>,
     ) -> Reply {
         let existing = self.cp.find(kind, key, parent);
         match *method {
@@ -463,23 +525,7 @@ impl AdminApi {
                 let Some(e) = existing else {
                     return Ok((StatusCode::NO_CONTENT, Value::Null));
                 };
-                let mut ops = vec![Op::Delete(kind, e.id)];
-                match kind {
-                    Kind::Services if !self.cp.children(Kind::Routes, e.id).is_empty() => {
-                        return Err(AdminError::ForeignKey(
-                            "an existing 'routes' entity references this 'services' entity".into(),
-                        ));
-                    }
-                    Kind::Upstreams => {
-                        ops.extend(
-                            self.cp
-                                .children(Kind::Targets, e.id)
-                                .into_iter()
-                                .map(|t| Op::Delete(Kind::Targets, t.id)),
-                        );
-                    }
-                    _ => {}
-                }
+                let ops = self.cascade(kind, e.id)?;
                 self.cp.write(ops, None)?;
                 Ok((StatusCode::NO_CONTENT, Value::Null))
             }
@@ -490,22 +536,18 @@ impl AdminApi {
                 input.remove("id");
                 let input = Self::prepare_input(kind, input, None)?;
                 let mut doc = e.body.clone();
-                if kind == Kind::Services
-                    && input.contains_key("protocol")
-                    && !input.contains_key("port")
-                {
-                    // Kong keeps the port as stored; nothing to derive.
-                }
                 deep_merge(&mut doc, input);
+                hash_password(kind, &mut doc)?;
                 doc.insert("updated_at".into(), json!(self.cp.now()));
                 let entry = Entry {
                     id: e.id,
                     created_at: e.created_at,
-                    body: doc.clone(),
+                    body: doc,
                 };
-                self.cp
+                let stored = self
+                    .cp
                     .write(vec![Op::Put(kind, entry)], Some((kind, e.id)))?;
-                Ok((StatusCode::OK, Value::Object(doc)))
+                Ok((StatusCode::OK, Value::Object(stored)))
             }
             Method::PUT => {
                 self.refuse_db_less("update", kind)?;
@@ -519,18 +561,22 @@ impl AdminApi {
                     .or(given)
                     .unwrap_or_else(Uuid::new_v4);
                 let mut input = Self::prepare_input(kind, input, parent)?;
-                if path_id.is_none() {
-                    input.insert(kind.endpoint_key().into(), json!(key));
+                if let (None, Some(field)) = (path_id, kind.endpoint_key()) {
+                    input.insert(field.into(), json!(key));
                 }
-                if let (Some(field), Some(e)) = (kind.parent_field(), existing.as_ref()) {
-                    if !input.contains_key(field) {
-                        if let Some(p) = e.body.get(field) {
-                            input.insert(field.into(), p.clone());
+                if let Some(e) = existing.as_ref() {
+                    for field in kind.foreign_keys() {
+                        if !input.contains_key(*field) {
+                            if let Some(p) = e.body.get(*field) {
+                                input.insert((*field).into(), p.clone());
+                            }
                         }
                     }
                 }
                 let mut doc = kind.defaults();
                 deep_merge(&mut doc, input);
+                generate_secrets(kind, &mut doc);
+                hash_password(kind, &mut doc)?;
                 let now = self.cp.now();
                 let created = existing.as_ref().map_or(now, |e| e.created_at);
                 doc.insert("id".into(), json!(id));
@@ -539,11 +585,12 @@ impl AdminApi {
                 let entry = Entry {
                     id,
                     created_at: created,
-                    body: doc.clone(),
+                    body: doc,
                 };
-                self.cp
+                let stored = self
+                    .cp
                     .write(vec![Op::Put(kind, entry)], Some((kind, id)))?;
-                Ok((StatusCode::OK, Value::Object(doc)))
+                Ok((StatusCode::OK, Value::Object(stored)))
             }
             _ => Err(AdminError::MethodNotAllowed),
         }
@@ -571,7 +618,12 @@ impl AdminApi {
         } else {
             String::from_utf8_lossy(body).into_owned()
         };
-        let config = tollgate_model::declarative::parse_str(&text, "config").map_err(|e| {
+        let config = tollgate_model::declarative::parse_str_with(
+            &text,
+            "config",
+            Some(&crate::PluginRegistry),
+        )
+        .map_err(|e| {
             let mut f = Map::new();
             let msgs: Vec<Value> = match &e {
                 tollgate_model::ConfigError::Invalid { issues, .. } => issues
@@ -596,9 +648,28 @@ impl AdminApi {
             "hostname": host.trim(),
             "node_id": self.node_id,
             "pids": { "master": std::process::id(), "workers": [] },
-            "plugins": { "available_on_server": {}, "enabled_in_cluster": [] },
+            "plugins": {
+                "available_on_server": tollgate_plugins::registry()
+                    .iter()
+                    .map(|p| (p.name.to_owned(), json!({ "version": p.version, "priority": p.priority })))
+                    .collect::<Map<String, Value>>(),
+                "enabled_in_cluster": self.enabled_in_cluster(),
+            },
             "configuration": { "database": self.database },
         })
+    }
+
+    fn enabled_in_cluster(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .cp
+            .config()
+            .plugins
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     fn status(&self) -> Value {
@@ -625,6 +696,61 @@ impl AdminApi {
         }
         json!({ "data": rows, "offset": null, "next": null })
     }
+}
+
+/// Nested collections: `(parent path, child segment)` → (parent kind, child
+/// kind, the child's foreign key field). `/routes/{r}/service` maps to
+/// `Kind::Services` and is handled by the caller.
+fn nested(parent: &str, child: &str) -> Option<(Kind, Kind, &'static str)> {
+    match (parent, child) {
+        ("services", "routes") => Some((Kind::Services, Kind::Routes, "service")),
+        ("services", "plugins") => Some((Kind::Services, Kind::Plugins, "service")),
+        ("routes", "plugins") => Some((Kind::Routes, Kind::Plugins, "route")),
+        ("routes", "service") => Some((Kind::Routes, Kind::Services, "service")),
+        ("consumers", "plugins") => Some((Kind::Consumers, Kind::Plugins, "consumer")),
+        ("upstreams", "targets") => Some((Kind::Upstreams, Kind::Targets, "upstream")),
+        ("certificates", "snis") => Some((Kind::Certificates, Kind::Snis, "certificate")),
+        ("consumers", c) => Kind::from_consumer_path(c).map(|k| (Kind::Consumers, k, "consumer")),
+        _ => None,
+    }
+}
+
+/// A random secret: 32 hex characters from a v4 UUID's 122 random bits.
+fn random_secret() -> String {
+    Uuid::new_v4().simple().to_string()
+}
+
+/// Fills the credential fields Kong generates when they are absent.
+fn generate_secrets(kind: Kind, doc: &mut Map<String, Value>) {
+    let fields: &[&str] = match kind {
+        Kind::KeyAuth => &["key"],
+        Kind::Jwt => &["key", "secret"],
+        Kind::HmacAuth => &["secret"],
+        Kind::Oauth2 => &["client_id", "client_secret"],
+        _ => &[],
+    };
+    for f in fields {
+        if doc.get(*f).is_none_or(Value::is_null) {
+            doc.insert((*f).into(), Value::String(random_secret()));
+        }
+    }
+}
+
+/// Basic-auth passwords are stored hashed (argon2id); an already hashed
+/// value (re-import of an export) is kept as it is.
+fn hash_password(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), AdminError> {
+    if kind != Kind::BasicAuth {
+        return Ok(());
+    }
+    let Some(Value::String(pw)) = doc.get("password") else {
+        return Ok(());
+    };
+    if pw.starts_with("$argon2") {
+        return Ok(());
+    }
+    let hashed = crate::password::hash(pw).map_err(AdminError::Internal)?;
+    doc.insert("password".into(), Value::String(hashed));
+    Ok(())
 }
 
 struct NoSchema;

@@ -2,7 +2,9 @@
 //! how a stored document is rendered back from the validated model.
 
 use serde_json::{json, Map, Value};
-use tollgate_model::{Algorithm, Config, Protocol, Route, Service, Target, Upstream};
+use tollgate_model::{
+    Algorithm, Config, CredentialKind, Protocol, Route, Service, Target, Upstream,
+};
 use uuid::Uuid;
 
 /// An entity kind with Admin API endpoints.
@@ -14,49 +16,147 @@ pub enum Kind {
     Routes,
     /// `/upstreams`
     Upstreams,
-    /// `/targets` (only nested under an upstream)
+    /// `/upstreams/{u}/targets`
     Targets,
+    /// `/consumers`
+    Consumers,
+    /// `/plugins`
+    Plugins,
+    /// `/certificates`
+    Certificates,
+    /// `/snis`
+    Snis,
+    /// `/ca_certificates`
+    CaCertificates,
+    /// `/key-auths`, `/consumers/{c}/key-auth`
+    KeyAuth,
+    /// `/basic-auths`, `/consumers/{c}/basic-auth`
+    BasicAuth,
+    /// `/jwts`, `/consumers/{c}/jwt`
+    Jwt,
+    /// `/hmac-auths`, `/consumers/{c}/hmac-auth`
+    HmacAuth,
+    /// `/oauth2`, `/consumers/{c}/oauth2`
+    Oauth2,
+    /// `/acls`, `/consumers/{c}/acls`
+    Acls,
 }
 
 impl Kind {
-    /// Kong's entity name (also the collection path and the store kind).
+    /// All kinds, parents before children.
+    pub const ALL: [Kind; 15] = [
+        Kind::Services,
+        Kind::Routes,
+        Kind::Upstreams,
+        Kind::Targets,
+        Kind::Consumers,
+        Kind::Plugins,
+        Kind::Certificates,
+        Kind::Snis,
+        Kind::CaCertificates,
+        Kind::KeyAuth,
+        Kind::BasicAuth,
+        Kind::Jwt,
+        Kind::HmacAuth,
+        Kind::Oauth2,
+        Kind::Acls,
+    ];
+
+    /// Kong's entity name: the declarative key and the store kind.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Services => "services",
             Kind::Routes => "routes",
             Kind::Upstreams => "upstreams",
             Kind::Targets => "targets",
+            Kind::Consumers => "consumers",
+            Kind::Plugins => "plugins",
+            Kind::Certificates => "certificates",
+            Kind::Snis => "snis",
+            Kind::CaCertificates => "ca_certificates",
+            Kind::KeyAuth => "keyauth_credentials",
+            Kind::BasicAuth => "basicauth_credentials",
+            Kind::Jwt => "jwt_secrets",
+            Kind::HmacAuth => "hmacauth_credentials",
+            Kind::Oauth2 => "oauth2_credentials",
+            Kind::Acls => "acls",
         }
     }
 
-    /// Parses a collection name.
+    /// Parses a store kind / declarative key.
     pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// The top-level collection path (`/key-auths` for key-auth credentials).
+    pub fn path(self) -> &'static str {
+        match self {
+            Kind::KeyAuth => "key-auths",
+            Kind::BasicAuth => "basic-auths",
+            Kind::Jwt => "jwts",
+            Kind::HmacAuth => "hmac-auths",
+            Kind::Oauth2 => "oauth2",
+            other => other.name(),
+        }
+    }
+
+    /// Parses a top-level collection path; targets are only reachable nested.
+    pub fn from_path(s: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| *k != Kind::Targets && k.path() == s)
+    }
+
+    /// The credential kind nested under a consumer (`/consumers/{c}/key-auth`).
+    pub fn from_consumer_path(s: &str) -> Option<Kind> {
         match s {
-            "services" => Some(Kind::Services),
-            "routes" => Some(Kind::Routes),
-            "upstreams" => Some(Kind::Upstreams),
-            "targets" => Some(Kind::Targets),
+            "key-auth" => Some(Kind::KeyAuth),
+            "basic-auth" => Some(Kind::BasicAuth),
+            "jwt" => Some(Kind::Jwt),
+            "hmac-auth" => Some(Kind::HmacAuth),
+            "oauth2" => Some(Kind::Oauth2),
+            "acls" => Some(Kind::Acls),
             _ => None,
         }
     }
 
-    /// All kinds, parents before children.
-    pub const ALL: [Kind; 4] = [Kind::Services, Kind::Routes, Kind::Upstreams, Kind::Targets];
+    /// Whether this is a consumer credential.
+    pub fn is_credential(self) -> bool {
+        matches!(
+            self,
+            Kind::KeyAuth
+                | Kind::BasicAuth
+                | Kind::Jwt
+                | Kind::HmacAuth
+                | Kind::Oauth2
+                | Kind::Acls
+        )
+    }
 
-    /// The field that is the entity's endpoint key (besides its id).
-    pub fn endpoint_key(self) -> &'static str {
+    /// The field that is the entity's endpoint key (besides its id), if any.
+    pub fn endpoint_key(self) -> Option<&'static str> {
         match self {
-            Kind::Targets => "target",
-            _ => "name",
+            Kind::Services | Kind::Routes | Kind::Upstreams | Kind::Snis => Some("name"),
+            Kind::Targets => Some("target"),
+            Kind::Consumers => Some("username"),
+            Kind::Plugins => Some("instance_name"),
+            Kind::KeyAuth | Kind::Jwt => Some("key"),
+            Kind::BasicAuth | Kind::HmacAuth => Some("username"),
+            Kind::Oauth2 => Some("client_id"),
+            Kind::Acls => Some("group"),
+            Kind::Certificates | Kind::CaCertificates => None,
         }
     }
 
-    /// The foreign key to a parent, if any (`service` for routes, `upstream` for targets).
-    pub fn parent_field(self) -> Option<&'static str> {
+    /// Foreign keys to other entities (`service` for routes, …).
+    pub fn foreign_keys(self) -> &'static [&'static str] {
         match self {
-            Kind::Routes => Some("service"),
-            Kind::Targets => Some("upstream"),
-            _ => None,
+            Kind::Routes => &["service"],
+            Kind::Targets => &["upstream"],
+            Kind::Plugins => &["service", "route", "consumer"],
+            Kind::Snis => &["certificate"],
+            k if k.is_credential() => &["consumer"],
+            _ => &[],
         }
     }
 
@@ -102,6 +202,31 @@ impl Kind {
             Kind::Targets => {
                 json!({ "target": null, "weight": 100, "tags": null, "upstream": null })
             }
+            Kind::Consumers => json!({ "username": null, "custom_id": null, "tags": null }),
+            Kind::Plugins => json!({
+                "name": null, "instance_name": null, "config": {}, "protocols": ["grpc", "grpcs", "http", "https"],
+                "enabled": true, "service": null, "route": null, "consumer": null, "ordering": null, "tags": null,
+            }),
+            Kind::Certificates => {
+                json!({ "cert": null, "key": null, "cert_alt": null, "key_alt": null, "tags": null })
+            }
+            Kind::Snis => json!({ "name": null, "certificate": null, "tags": null }),
+            Kind::CaCertificates => json!({ "cert": null, "cert_digest": null, "tags": null }),
+            Kind::KeyAuth => json!({ "key": null, "ttl": null, "consumer": null, "tags": null }),
+            Kind::BasicAuth => {
+                json!({ "username": null, "password": null, "consumer": null, "tags": null })
+            }
+            Kind::Jwt => json!({
+                "key": null, "secret": null, "rsa_public_key": null, "algorithm": "HS256", "consumer": null, "tags": null,
+            }),
+            Kind::HmacAuth => {
+                json!({ "username": null, "secret": null, "consumer": null, "tags": null })
+            }
+            Kind::Oauth2 => json!({
+                "name": null, "client_id": null, "client_secret": null, "hash_secret": false,
+                "redirect_uris": null, "client_type": "confidential", "consumer": null, "tags": null,
+            }),
+            Kind::Acls => json!({ "group": null, "consumer": null, "tags": null }),
         };
         match v {
             Value::Object(m) => m,
@@ -271,6 +396,22 @@ pub fn target_json(t: &Target, upstream: Uuid) -> Map<String, Value> {
     m
 }
 
+fn fk(id: Option<Uuid>) -> Value {
+    id.map_or(Value::Null, |id| json!({ "id": id }))
+}
+
+/// The Admin API kind of a credential kind.
+pub fn credential_kind(k: CredentialKind) -> Kind {
+    match k {
+        CredentialKind::KeyAuth => Kind::KeyAuth,
+        CredentialKind::BasicAuth => Kind::BasicAuth,
+        CredentialKind::Jwt => Kind::Jwt,
+        CredentialKind::HmacAuth => Kind::HmacAuth,
+        CredentialKind::Oauth2 => Kind::Oauth2,
+        CredentialKind::Acl => Kind::Acls,
+    }
+}
+
 /// Every entity of a validated configuration, rendered, in model order.
 pub fn render_all(config: &Config) -> Vec<(Kind, Map<String, Value>)> {
     let mut out = Vec::new();
@@ -288,6 +429,66 @@ pub fn render_all(config: &Config) -> Vec<(Kind, Map<String, Value>)> {
                 .iter()
                 .map(|t| (Kind::Targets, target_json(t, u.id))),
         );
+    }
+    for c in &config.consumers {
+        let mut m = Kind::Consumers.defaults();
+        m.insert("id".into(), json!(c.id));
+        m.insert("username".into(), json!(c.username));
+        m.insert("custom_id".into(), json!(c.custom_id));
+        m.insert("tags".into(), tags(&c.tags));
+        out.push((Kind::Consumers, m));
+    }
+    for c in &config.credentials {
+        let kind = credential_kind(c.kind);
+        let mut m = kind.defaults();
+        for (k, v) in &c.fields {
+            m.insert(k.clone(), v.clone());
+        }
+        m.insert("id".into(), json!(c.id));
+        m.insert("consumer".into(), fk(Some(c.consumer)));
+        m.insert("tags".into(), tags(&c.tags));
+        out.push((kind, m));
+    }
+    for p in &config.plugins {
+        let mut m = Kind::Plugins.defaults();
+        m.insert("id".into(), json!(p.id));
+        m.insert("name".into(), json!(p.name));
+        m.insert("instance_name".into(), json!(p.instance_name));
+        m.insert("config".into(), p.config.clone());
+        m.insert("protocols".into(), json!(p.protocols));
+        m.insert("enabled".into(), json!(p.enabled));
+        m.insert("service".into(), fk(p.service));
+        m.insert("route".into(), fk(p.route));
+        m.insert("consumer".into(), fk(p.consumer));
+        m.insert("ordering".into(), p.ordering.clone().unwrap_or(Value::Null));
+        m.insert("tags".into(), tags(&p.tags));
+        out.push((Kind::Plugins, m));
+    }
+    for c in &config.certificates {
+        let mut m = Kind::Certificates.defaults();
+        m.insert("id".into(), json!(c.id));
+        m.insert("cert".into(), json!(c.cert));
+        m.insert("key".into(), json!(c.key));
+        m.insert("cert_alt".into(), json!(c.cert_alt));
+        m.insert("key_alt".into(), json!(c.key_alt));
+        m.insert("tags".into(), tags(&c.tags));
+        out.push((Kind::Certificates, m));
+    }
+    for n in &config.snis {
+        let mut m = Kind::Snis.defaults();
+        m.insert("id".into(), json!(n.id));
+        m.insert("name".into(), json!(n.name));
+        m.insert("certificate".into(), fk(Some(n.certificate)));
+        m.insert("tags".into(), tags(&n.tags));
+        out.push((Kind::Snis, m));
+    }
+    for c in &config.ca_certificates {
+        let mut m = Kind::CaCertificates.defaults();
+        m.insert("id".into(), json!(c.id));
+        m.insert("cert".into(), json!(c.cert));
+        m.insert("cert_digest".into(), json!(c.cert_digest));
+        m.insert("tags".into(), tags(&c.tags));
+        out.push((Kind::CaCertificates, m));
     }
     out
 }

@@ -11,7 +11,10 @@ pub mod api;
 pub mod decode;
 pub mod error;
 pub mod kinds;
+mod password;
+mod schemas;
 pub mod state;
 
 pub use api::AdminApi;
+pub use schemas::PluginRegistry;
 pub use state::ControlPlane;

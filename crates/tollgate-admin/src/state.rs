@@ -100,6 +100,15 @@ fn mirror_from_config(config: &Config, created_at: i64) -> Mirror {
     mirror
 }
 
+/// Validates the mirror as one declarative document, plugin configs included.
+fn validate(mirror: &Mirror, source: &str) -> Result<Config, ConfigError> {
+    tollgate_model::declarative::from_value_with(
+        &document(mirror),
+        source,
+        Some(&crate::PluginRegistry),
+    )
+}
+
 /// Turns validation issues into Kong's error for the entity being written
 /// (`target` = its kind and id).
 fn map_issues(err: ConfigError, mirror: &Mirror, target: Option<(Kind, Uuid)>) -> AdminError {
@@ -115,10 +124,21 @@ fn map_issues(err: ConfigError, mirror: &Mirror, target: Option<(Kind, Uuid)>) -
     let mut fields = Map::new();
     for issue in issues {
         let msg = issue.message.clone();
-        if msg.starts_with("duplicate name") || msg.starts_with("duplicate target") {
+        if msg.starts_with("duplicate ") {
             let key = match target.and_then(|(k, id)| find_body(mirror, k, id).map(|b| (k, b))) {
+                Some((Kind::Plugins, b)) => {
+                    let name = b.get("name").and_then(Value::as_str).unwrap_or("");
+                    let scope: Vec<String> = ["consumer", "route", "service"]
+                        .iter()
+                        .map(|f| match foreign_key(b, f) {
+                            Some(id) => format!("{f}={{id=\"{id}\"}}"),
+                            None => format!("{f}=null"),
+                        })
+                        .collect();
+                    format!("{{{},name=\"{name}\",{}}}", scope[0], scope[1..].join(","))
+                }
                 Some((k, b)) => {
-                    let f = k.endpoint_key();
+                    let f = k.endpoint_key().unwrap_or("id");
                     format!(
                         "{{{f}=\"{}\"}}",
                         b.get(f).and_then(Value::as_str).unwrap_or("")
@@ -281,36 +301,42 @@ impl ControlPlane {
         self.lock().mirror.get(&kind).cloned().unwrap_or_default()
     }
 
-    /// Finds an entity by id or endpoint key; `parent` restricts to children
-    /// of that entity (nested endpoints).
-    pub fn find(&self, kind: Kind, id_or_key: &str, parent: Option<Uuid>) -> Option<Entry> {
+    /// Finds an entity by id or endpoint key; `parent` (foreign key field and
+    /// id) restricts to children of that entity (nested endpoints).
+    pub fn find(&self, kind: Kind, id_or_key: &str, parent: Option<(&str, Uuid)>) -> Option<Entry> {
         let inner = self.lock();
         let list = inner.mirror.get(&kind)?;
+        // A UUID-looking value is tried as an id first, then as the endpoint
+        // key (generated key-auth keys are 32 hex digits, which parse as UUIDs).
         let by_id = Uuid::parse_str(id_or_key).ok();
-        list.iter()
-            .find(|e| {
-                let matches = match by_id {
-                    Some(id) => e.id == id,
-                    None => {
-                        e.body.get(kind.endpoint_key()).and_then(Value::as_str) == Some(id_or_key)
-                    }
-                };
-                matches && parent.is_none_or(|p| parent_of(kind, &e.body) == Some(p))
-            })
+        let in_scope =
+            |e: &&Entry| parent.is_none_or(|(field, p)| foreign_key(&e.body, field) == Some(p));
+        let by_key = |e: &&Entry| {
+            kind.endpoint_key()
+                .is_some_and(|key| e.body.get(key).and_then(Value::as_str) == Some(id_or_key))
+        };
+        by_id
+            .and_then(|id| list.iter().filter(in_scope).find(|e| e.id == id))
+            .or_else(|| list.iter().filter(in_scope).find(by_key))
             .cloned()
     }
 
-    /// Children of `parent` of the given kind.
-    pub fn children(&self, kind: Kind, parent: Uuid) -> Vec<Entry> {
+    /// Entities of `kind` whose foreign key `field` is `parent`.
+    pub fn children(&self, kind: Kind, field: &str, parent: Uuid) -> Vec<Entry> {
         self.list(kind)
             .into_iter()
-            .filter(|e| parent_of(kind, &e.body) == Some(parent))
+            .filter(|e| foreign_key(&e.body, field) == Some(parent))
             .collect()
     }
 
     /// Applies `ops` atomically after validating the resulting configuration;
-    /// `target` is the entity errors are reported for.
-    pub fn write(&self, ops: Vec<Op>, target: Option<(Kind, Uuid)>) -> Result<(), AdminError> {
+    /// `target` is the entity errors are reported for, and whose stored
+    /// document (plugin configs completed with their defaults) is returned.
+    pub fn write(
+        &self,
+        ops: Vec<Op>,
+        target: Option<(Kind, Uuid)>,
+    ) -> Result<Map<String, Value>, AdminError> {
         let mut inner = self.lock();
         if inner.store.is_none() {
             return Err(AdminError::DbLess(
@@ -345,8 +371,28 @@ impl ControlPlane {
                 }
             }
         }
-        let config = tollgate_model::declarative::from_value(&document(&mirror), "admin")
-            .map_err(|e| map_issues(e, &mirror, target))?;
+        let config = validate(&mirror, "admin").map_err(|e| map_issues(e, &mirror, target))?;
+        // Plugin configs are stored complete, defaults included, as Kong returns them.
+        for p in &config.plugins {
+            let Some(list) = mirror.get_mut(&Kind::Plugins) else {
+                break;
+            };
+            if let Some(e) = list.iter_mut().find(|e| e.id == p.id) {
+                if e.body.get("config") != Some(&p.config) {
+                    e.body.insert("config".into(), p.config.clone());
+                    for c in changes.iter_mut() {
+                        if let Change::Put(r) = c {
+                            if r.id == p.id && r.kind == Kind::Plugins.name() {
+                                r.body = Value::Object(e.body.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let stored = target
+            .and_then(|(k, id)| find_body(&mirror, k, id).cloned())
+            .unwrap_or_default();
         let config = Arc::new(config);
         let activate = (self.prepare)(config.clone()).map_err(|m| {
             let mut f = Map::new();
@@ -361,7 +407,7 @@ impl ControlPlane {
         inner.mirror = mirror;
         inner.config = config;
         activate();
-        Ok(())
+        Ok(stored)
     }
 
     /// Replaces everything with a validated configuration (POST /config, db_import).
@@ -422,9 +468,8 @@ impl ControlPlane {
     }
 }
 
-/// The parent id (`service.id`, `upstream.id`) of a document.
-pub fn parent_of(kind: Kind, body: &Map<String, Value>) -> Option<Uuid> {
-    let field = kind.parent_field()?;
+/// The id a foreign key field (`service`, `upstream`, …) of a document points to.
+pub fn foreign_key(body: &Map<String, Value>, field: &str) -> Option<Uuid> {
     body.get(field)?
         .get("id")?
         .as_str()

@@ -12,6 +12,18 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Upstreams with their targets.
     pub upstreams: Vec<Upstream>,
+    /// Consumers, in file order.
+    pub consumers: Vec<Consumer>,
+    /// Plugins (nested ones first, in parent order, then top-level ones).
+    pub plugins: Vec<Plugin>,
+    /// Consumer credentials of every kind (nested ones first, then top-level ones).
+    pub credentials: Vec<Credential>,
+    /// TLS certificates.
+    pub certificates: Vec<Certificate>,
+    /// Server names bound to certificates (from `certificates[].snis` and `snis`).
+    pub snis: Vec<Sni>,
+    /// Trusted CA certificates.
+    pub ca_certificates: Vec<CaCertificate>,
 }
 
 /// The protocol of a service or one accepted by a route.
@@ -202,6 +214,193 @@ pub struct Target {
     pub port: u16,
     /// Weight 0–65535 (default 100); 0 disables the target.
     pub weight: u32,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+}
+
+/// A consumer of the API (Kong's Consumer entity): at least one of
+/// `username` and `custom_id` is set, and each is unique.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consumer {
+    /// Entity id (given, or UUIDv5 of the username as Kong derives it).
+    pub id: Uuid,
+    /// Unique user name (the endpoint key).
+    pub username: Option<String>,
+    /// Unique id in an external system.
+    pub custom_id: Option<String>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+}
+
+/// The kind of a consumer credential: the auth plugin that uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CredentialKind {
+    /// key-auth (`keyauth_credentials`).
+    KeyAuth,
+    /// basic-auth (`basicauth_credentials`).
+    BasicAuth,
+    /// jwt (`jwt_secrets`).
+    Jwt,
+    /// hmac-auth (`hmacauth_credentials`).
+    HmacAuth,
+    /// oauth2 (`oauth2_credentials`).
+    Oauth2,
+    /// acl group membership (`acls`).
+    Acl,
+}
+
+impl CredentialKind {
+    /// Every kind, in Kong's declarative order.
+    pub const ALL: [CredentialKind; 6] = [
+        CredentialKind::KeyAuth,
+        CredentialKind::BasicAuth,
+        CredentialKind::Jwt,
+        CredentialKind::HmacAuth,
+        CredentialKind::Oauth2,
+        CredentialKind::Acl,
+    ];
+
+    /// The key of the kind in a declarative file (`keyauth_credentials`, ...).
+    pub fn declarative_key(self) -> &'static str {
+        match self {
+            CredentialKind::KeyAuth => "keyauth_credentials",
+            CredentialKind::BasicAuth => "basicauth_credentials",
+            CredentialKind::Jwt => "jwt_secrets",
+            CredentialKind::HmacAuth => "hmacauth_credentials",
+            CredentialKind::Oauth2 => "oauth2_credentials",
+            CredentialKind::Acl => "acls",
+        }
+    }
+
+    /// The name of the plugin the credential belongs to (`key-auth`, ...).
+    pub fn plugin_name(self) -> &'static str {
+        match self {
+            CredentialKind::KeyAuth => "key-auth",
+            CredentialKind::BasicAuth => "basic-auth",
+            CredentialKind::Jwt => "jwt",
+            CredentialKind::HmacAuth => "hmac-auth",
+            CredentialKind::Oauth2 => "oauth2",
+            CredentialKind::Acl => "acl",
+        }
+    }
+
+    /// The kind whose declarative key is `key`.
+    pub fn from_declarative_key(key: &str) -> Option<CredentialKind> {
+        CredentialKind::ALL
+            .into_iter()
+            .find(|k| k.declarative_key() == key)
+    }
+}
+
+/// A consumer credential (key-auth key, basic-auth password, jwt secret,
+/// hmac-auth secret, oauth2 client, or acl group).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credential {
+    /// Entity id.
+    pub id: Uuid,
+    /// The consumer the credential belongs to.
+    pub consumer: Uuid,
+    /// Which plugin the credential is for.
+    pub kind: CredentialKind,
+    /// The kind's own fields (e.g. `key`, `ttl` for key-auth), validated and
+    /// with Kong's defaults filled in (e.g. jwt `algorithm: "HS256"`).
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+}
+
+/// A plugin instance (Kong's Plugin entity), global or scoped to a service,
+/// a route, a consumer, or a combination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plugin {
+    /// Entity id (given, UUIDv5 of `instance_name`, or derived from content).
+    pub id: Uuid,
+    /// Plugin name (e.g. `rate-limiting`).
+    pub name: String,
+    /// Unique instance name (the endpoint key), if any.
+    pub instance_name: Option<String>,
+    /// The configuration: an object, with the plugin's defaults filled in
+    /// when the reader was given a [`PluginSchemas`].
+    pub config: serde_json::Value,
+    /// Scope: the service, if any.
+    pub service: Option<Uuid>,
+    /// Scope: the route, if any.
+    pub route: Option<Uuid>,
+    /// Scope: the consumer, if any.
+    pub consumer: Option<Uuid>,
+    /// Protocols the plugin runs on (default `["grpc", "grpcs", "http", "https"]`).
+    pub protocols: Vec<String>,
+    /// When false, the plugin is configured but does not run (default true).
+    pub enabled: bool,
+    /// Dynamic ordering (Kong Enterprise):
+    /// `{before: {access: [names]}, after: {access: [names]}}`.
+    pub ordering: Option<serde_json::Value>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+}
+
+/// Validates one plugin's config and fills its defaults.
+pub trait PluginSchemas {
+    /// Ok(config with defaults) or Err(list of (path inside config, message)); an unknown plugin name gives Err(UnknownPlugin).
+    fn validate(
+        &self,
+        name: &str,
+        config: &serde_json::Value,
+    ) -> Result<serde_json::Value, PluginConfigError>;
+}
+
+/// Why a plugin's config was refused by [`PluginSchemas::validate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginConfigError {
+    /// No plugin of that name is available.
+    UnknownPlugin,
+    /// The config is invalid: (path inside `config`, message) pairs.
+    Invalid(Vec<(Vec<String>, String)>),
+}
+
+/// A TLS certificate with its private key (Kong's Certificate entity).
+///
+/// Only the PEM framing of `cert` and `key` is checked here; whether the key
+/// matches the certificate (and the certificate parses) is checked when the
+/// TLS layer loads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Certificate {
+    /// Entity id.
+    pub id: Uuid,
+    /// PEM certificate (chain).
+    pub cert: String,
+    /// PEM private key.
+    pub key: String,
+    /// Alternate PEM certificate (e.g. ECDSA next to RSA), set with `key_alt`.
+    pub cert_alt: Option<String>,
+    /// Alternate PEM private key, set with `cert_alt`.
+    pub key_alt: Option<String>,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+}
+
+/// A server name served with a certificate (Kong's SNI entity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sni {
+    /// Entity id (given, or UUIDv5 of the name).
+    pub id: Uuid,
+    /// Unique server name; may have a `*` as its leftmost or rightmost label.
+    pub name: String,
+    /// The certificate to serve.
+    pub certificate: Uuid,
+    /// Free-form tags.
+    pub tags: Vec<String>,
+}
+
+/// A trusted CA certificate (Kong's CA Certificate entity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaCertificate {
+    /// Entity id.
+    pub id: Uuid,
+    /// PEM certificate.
+    pub cert: String,
+    /// SHA-256 digest of the certificate, when given (unique).
+    pub cert_digest: Option<String>,
     /// Free-form tags.
     pub tags: Vec<String>,
 }

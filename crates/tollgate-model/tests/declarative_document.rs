@@ -60,7 +60,7 @@ fn unknown_entity_field_names_the_entity() {
 }
 
 #[test]
-fn unmodelled_entities_are_accepted_only_when_empty() {
+fn modelled_lists_may_be_empty_and_unmodelled_ones_must_be() {
     ok(r#"
 _format_version: "3.0"
 consumers: []
@@ -75,10 +75,13 @@ hmacauth_credentials: []
 oauth2_credentials: []
 acls: []
 "#);
-    let e =
-        err("_format_version: \"3.0\"\nconsumers:\n  - username: bob\nplugins: [{name: cors}]\n");
-    has_line(&e, "kong.yml: consumers: consumers is not supported yet");
-    has_line(&e, "kong.yml: plugins: plugins is not supported yet");
+    ok("_format_version: \"3.0\"\nvaults: []\nconsumer_groups: []\n");
+    let e = err("_format_version: \"3.0\"\nvaults: [{name: env}]\nconsumer_groups: [{name: g}]\n");
+    has_line(&e, "kong.yml: vaults: vaults is not supported yet");
+    has_line(
+        &e,
+        "kong.yml: consumer_groups: consumer_groups is not supported yet",
+    );
 }
 
 #[test]

@@ -195,13 +195,10 @@ fn unsupported_tls_fields_are_refused_unless_null() {
 }
 
 #[test]
-fn nested_plugins_must_be_empty() {
-    ok("_format_version: \"3.0\"\nservices:\n  - {name: a, host: a.com, plugins: []}\n");
-    let e = err("_format_version: \"3.0\"\nservices:\n  - {name: a, host: a.com, plugins: [{name: cors}]}\n");
-    has_line(
-        &e,
-        "kong.yml: services[0] (name \"a\").plugins: 'plugins' is not supported yet",
-    );
+fn nested_plugins_are_scoped_to_the_service() {
+    let c = ok("_format_version: \"3.0\"\nservices:\n  - {name: a, host: a.com, plugins: [{name: cors}]}\n");
+    assert_eq!(c.plugins.len(), 1);
+    assert_eq!(c.plugins[0].service, Some(c.services[0].id));
 }
 
 #[test]

@@ -243,6 +243,13 @@ fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
 impl Snapshot {
     /// Compiles a validated configuration.
     pub fn compile(config: Arc<Config>) -> Result<Snapshot, CompileError> {
+        let active = config.plugins.iter().filter(|p| p.enabled).count();
+        if active > 0 {
+            tracing::warn!(
+                plugins = active,
+                "plugins are stored and validated, but this version does not run them yet"
+            );
+        }
         let mut services = std::collections::HashMap::new();
         for s in &config.services {
             services.insert(s.id, Arc::new(compile_service(s, &config)?));

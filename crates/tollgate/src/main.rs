@@ -87,7 +87,10 @@ fn config_command(settings: &Settings, action: ConfigAction) -> ExitCode {
     };
     match action {
         ConfigAction::DbImport { file } => {
-            let config = match tollgate_model::declarative::load_file(&file) {
+            let config = match tollgate_model::declarative::load_file_with(
+                &file,
+                Some(&tollgate_admin::PluginRegistry),
+            ) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("tollgate: {e}");

@@ -26,7 +26,8 @@ use tollgate_proxy::{server, status, ProxyContext, ProxyOptions, SnapshotHandle,
 
 /// Reads, validates and compiles a declarative file.
 pub fn load_snapshot(path: &Path) -> anyhow::Result<Snapshot> {
-    let config = tollgate_model::declarative::load_file(path)?;
+    let config =
+        tollgate_model::declarative::load_file_with(path, Some(&tollgate_admin::PluginRegistry))?;
     Snapshot::compile(Arc::new(config)).with_context(|| path.display().to_string())
 }
 
@@ -53,7 +54,10 @@ pub fn control_plane(
     let cp = match settings.database {
         Database::Off => {
             let config = match &settings.declarative_config {
-                Some(path) => tollgate_model::declarative::load_file(path)?,
+                Some(path) => tollgate_model::declarative::load_file_with(
+                    path,
+                    Some(&tollgate_admin::PluginRegistry),
+                )?,
                 None => Config::default(),
             };
             ControlPlane::new(None, Some(Arc::new(config)), Box::new(prepare))
@@ -403,8 +407,10 @@ async fn reload(settings: &Settings, cp: &Arc<ControlPlane>) {
         tracing::info!("reload: the configuration lives in the database; nothing to re-read");
         return;
     };
-    let loaded =
-        tokio::task::spawn_blocking(move || tollgate_model::declarative::load_file(&path)).await;
+    let loaded = tokio::task::spawn_blocking(move || {
+        tollgate_model::declarative::load_file_with(&path, Some(&tollgate_admin::PluginRegistry))
+    })
+    .await;
     match loaded {
         Ok(Ok(config)) => match cp.replace_all(config) {
             Ok(()) => tracing::info!(routes = cp.config().routes.len(), "configuration reloaded"),

@@ -160,6 +160,32 @@ pub(crate) fn route_host(s: &str) -> Result<(), String> {
     hostname(rest).map_err(|_| format!("invalid wildcard host {s:?}"))
 }
 
+/// An SNI name: a host name, optionally with `*` as its whole leftmost or
+/// rightmost label (`*.example.com`, `example.*`); no port, no IP address.
+pub(crate) fn sni(s: &str) -> Result<(), String> {
+    if s.parse::<IpAddr>().is_ok() {
+        return Err(format!("invalid sni {s:?}: must not be an IP address"));
+    }
+    if s.contains(':') {
+        return Err(format!("invalid sni {s:?}: must not have a port"));
+    }
+    let stars = s.matches('*').count();
+    if stars == 0 {
+        return hostname(s).map_err(|_| format!("invalid sni {s:?}"));
+    }
+    let rest = match (s.strip_prefix("*."), s.strip_suffix(".*")) {
+        _ if stars > 1 => None,
+        (Some(rest), _) | (None, Some(rest)) => Some(rest),
+        _ => None,
+    };
+    match rest {
+        Some(rest) if hostname(rest).is_ok() => Ok(()),
+        _ => Err(format!(
+            "invalid wildcard sni {s:?}: only one '*' is allowed, as the whole leftmost or rightmost label (e.g. '*.example.com' or 'example.*')"
+        )),
+    }
+}
+
 /// Characters allowed in a path besides letters, digits and `%` escapes
 /// (RFC 3986 unreserved, sub-delims, `:`, `@`, `/`).
 const PATH_CHARS: &str = "-._~!$&'()*+,;=:@/";
@@ -288,6 +314,18 @@ mod tests {
         assert!(route_host("*.a.*").is_err());
         assert!(route_host("*example.com").is_err());
         assert!(route_host("*").is_err());
+    }
+
+    #[test]
+    fn sni_wildcards_must_be_a_whole_outer_label() {
+        assert!(sni("example.com").is_ok());
+        assert!(sni("*.example.com").is_ok());
+        assert!(sni("example.*").is_ok());
+        assert!(sni("a.*.com").is_err());
+        assert!(sni("*a.com").is_err());
+        assert!(sni("*.a.*").is_err());
+        assert!(sni("a.com:443").is_err());
+        assert!(sni("10.0.0.1").is_err());
     }
 
     #[test]

@@ -7,24 +7,39 @@
 //!
 //! Accepted top-level keys: `_format_version` (required: "1.1", "2.1" or
 //! "3.0"), `_transform`, `_comment`, `_ignore`, `services` (with nested
-//! `routes`), `routes`, `upstreams` (with nested `targets`), `targets`. The
-//! keys of entities Tollgate does not model yet (`consumers`, `plugins`,
-//! `certificates`, `snis`, `ca_certificates`, `vaults`, `consumer_groups` and
-//! the credential keys) are accepted only when absent, null or empty.
+//! `routes` and `plugins`), `routes` (with nested `plugins`), `upstreams`
+//! (with nested `targets`), `targets`, `consumers` (with nested `plugins`
+//! and credential lists), `plugins`, the credential lists
+//! (`keyauth_credentials`, `basicauth_credentials`, `jwt_secrets`,
+//! `hmacauth_credentials`, `oauth2_credentials`, `acls`), `certificates`
+//! (with nested `snis`), `snis` and `ca_certificates`. The keys of entities
+//! Tollgate does not model yet (`vaults`, `consumer_groups`) are accepted
+//! only when absent, null or empty.
+//!
+//! Plugin configs are checked by a [`PluginSchemas`] when one is given
+//! (the `..._with` functions); without one any object is accepted as is.
 //!
 //! Missing ids are derived as Kong derives them (see [`entity_id`]) for
-//! named services, routes and upstreams and for targets. Kong gives unnamed
-//! services and routes a random UUIDv4; Tollgate gives them a UUIDv5 of
+//! named services, routes and upstreams, consumers with a username,
+//! plugins with an instance_name, SNIs, and targets. Kong gives other
+//! entities (unnamed services and routes, plugins, credentials,
+//! certificates, ...) a random UUIDv4; Tollgate gives them a UUIDv5 of
 //! their parent and content instead, so that reloading an unchanged file
 //! keeps every id.
 //!
-//! Resulting order: services and upstreams in file order; routes nested
-//! under services first (in service order), then top-level routes; each
-//! upstream's nested targets, then its top-level targets.
+//! Resulting order: services, upstreams, consumers and certificates in file
+//! order; routes nested under services first (in service order), then
+//! top-level routes; each upstream's nested targets, then its top-level
+//! targets; nested plugins (in parent order: services with their routes,
+//! top-level routes, consumers), then top-level plugins; nested credentials,
+//! then top-level ones; nested SNIs, then top-level ones.
 
+mod certificate;
 mod check;
+mod consumer;
 mod fields;
 mod ids;
+mod plugin;
 mod route;
 mod service;
 mod syntax;
@@ -33,7 +48,7 @@ mod upstream;
 pub use ids::{entity_id, KONG_NAMESPACE};
 
 use crate::error::FieldPath;
-use crate::{Config, ConfigError};
+use crate::{Config, ConfigError, CredentialKind, PluginSchemas};
 use fields::{describe, quote, Ctx, Record};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -41,37 +56,60 @@ use std::path::Path;
 use uuid::Uuid;
 
 /// Reads and validates a declarative file (YAML or JSON). Errors name the
-/// file as given in `path`.
+/// file as given in `path`. Plugin configs are not checked.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    load_file_with(path, None)
+}
+
+/// Like [`load_file`], checking plugin configs with `schemas` when given.
+pub fn load_file_with(
+    path: &Path,
+    schemas: Option<&dyn PluginSchemas>,
+) -> Result<Config, ConfigError> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
         source_name: source.clone(),
         error,
     })?;
-    parse_str(&text, &source)
+    parse_str_with(&text, &source, schemas)
 }
 
 /// Parses and validates declarative text (YAML or JSON); `source_name` names
-/// it in errors (e.g. the file name).
+/// it in errors (e.g. the file name). Plugin configs are not checked.
 pub fn parse_str(text: &str, source_name: &str) -> Result<Config, ConfigError> {
+    parse_str_with(text, source_name, None)
+}
+
+/// Like [`parse_str`], checking plugin configs with `schemas` when given.
+pub fn parse_str_with(
+    text: &str,
+    source_name: &str,
+    schemas: Option<&dyn PluginSchemas>,
+) -> Result<Config, ConfigError> {
     let value = syntax::parse_value(text, source_name)?;
-    let mut b = Build::default();
-    document(&mut b, &value);
-    if b.ctx.issues.is_empty() {
-        Ok(b.config)
-    } else {
-        Err(ConfigError::Invalid {
-            source_name: source_name.to_owned(),
-            issues: b.ctx.issues,
-        })
-    }
+    from_value_with(&value, source_name, schemas)
 }
 
 /// Validates an already parsed declarative document (the Admin API builds
-/// one from its store); `source_name` names it in errors.
+/// one from its store); `source_name` names it in errors. Plugin configs
+/// are not checked.
 pub fn from_value(value: &Value, source_name: &str) -> Result<Config, ConfigError> {
+    from_value_with(value, source_name, None)
+}
+
+/// Like [`from_value`], checking plugin configs with `schemas` when given:
+/// an unknown plugin is reported at its `name`, config problems under its
+/// `config`, and the config is replaced by the one with defaults.
+pub fn from_value_with(
+    value: &Value,
+    source_name: &str,
+    schemas: Option<&dyn PluginSchemas>,
+) -> Result<Config, ConfigError> {
     let mut b = Build::default();
     document(&mut b, value);
+    if let Some(schemas) = schemas {
+        plugin::validate_configs(&mut b, schemas);
+    }
     if b.ctx.issues.is_empty() {
         Ok(b.config)
     } else {
@@ -91,30 +129,21 @@ pub fn parse_document(text: &str, source_name: &str) -> Result<Value, ConfigErro
 const FORMAT_VERSIONS: [&str; 3] = ["1.1", "2.1", "3.0"];
 
 /// Kong entities Tollgate does not model yet: accepted only when empty.
-const NOT_YET: [&str; 13] = [
-    "consumers",
-    "plugins",
-    "certificates",
-    "snis",
-    "ca_certificates",
-    "vaults",
-    "consumer_groups",
-    "keyauth_credentials",
-    "basicauth_credentials",
-    "jwt_secrets",
-    "hmacauth_credentials",
-    "oauth2_credentials",
-    "acls",
-];
+const NOT_YET: [&str; 2] = ["vaults", "consumer_groups"];
 
-/// Top-level keys handled here.
-const TOP_LEVEL: [&str; 6] = [
+/// Top-level keys handled here (besides the credential keys).
+const TOP_LEVEL: [&str; 11] = [
     "_format_version",
     "_transform",
     "services",
     "routes",
     "upstreams",
     "targets",
+    "consumers",
+    "plugins",
+    "certificates",
+    "snis",
+    "ca_certificates",
 ];
 
 /// Everything gathered while walking the document.
@@ -136,6 +165,50 @@ pub(crate) struct Build {
     pub(crate) targets_seen: HashMap<usize, HashMap<(String, u16), FieldPath>>,
     /// Occurrences of identical unnamed entities, for their ids.
     pub(crate) unnamed_seen: HashMap<String, usize>,
+    /// Route name → id (for plugin references).
+    pub(crate) route_name_ids: HashMap<String, Uuid>,
+    pub(crate) consumer_ids: HashMap<Uuid, FieldPath>,
+    /// Consumer username → (id, where it was declared).
+    pub(crate) consumer_usernames: HashMap<String, (Uuid, FieldPath)>,
+    pub(crate) consumer_custom_ids: HashMap<String, FieldPath>,
+    pub(crate) credential_ids: HashMap<Uuid, FieldPath>,
+    /// (kind, value of the kind's unique field) → where it was declared.
+    pub(crate) credential_keys: HashMap<(CredentialKind, String), FieldPath>,
+    /// (consumer, acl group) → where it was declared.
+    pub(crate) acl_groups: HashMap<(Uuid, String), FieldPath>,
+    pub(crate) plugin_ids: HashMap<Uuid, FieldPath>,
+    /// (name, service, route, consumer) → where the plugin was declared.
+    #[allow(clippy::type_complexity)]
+    pub(crate) plugin_scopes:
+        HashMap<(String, Option<Uuid>, Option<Uuid>, Option<Uuid>), FieldPath>,
+    pub(crate) plugin_instance_names: HashMap<String, FieldPath>,
+    /// Where each plugin of `config.plugins` was declared (same order).
+    pub(crate) plugin_paths: Vec<FieldPath>,
+    pub(crate) certificate_ids: HashMap<Uuid, FieldPath>,
+    pub(crate) sni_ids: HashMap<Uuid, FieldPath>,
+    /// Lowercased SNI name → where it was declared.
+    pub(crate) sni_names: HashMap<String, FieldPath>,
+    pub(crate) ca_ids: HashMap<Uuid, FieldPath>,
+    pub(crate) ca_digests: HashMap<String, FieldPath>,
+}
+
+impl Build {
+    /// Resolves a reference (a name or an id) to a `service`, `route` or
+    /// `consumer` (by username) declared so far.
+    pub(crate) fn lookup(&self, entity: &str, reference: &str) -> Option<Uuid> {
+        let by_id = Uuid::try_parse(reference).ok().filter(|id| match entity {
+            "service" => self.service_ids.contains_key(id),
+            "route" => self.route_ids.contains_key(id),
+            "consumer" => self.consumer_ids.contains_key(id),
+            _ => false,
+        });
+        by_id.or_else(|| match entity {
+            "service" => self.service_names.get(reference).map(|(id, _)| *id),
+            "route" => self.route_name_ids.get(reference).copied(),
+            "consumer" => self.consumer_usernames.get(reference).map(|(id, _)| *id),
+            _ => None,
+        })
+    }
 }
 
 fn document(b: &mut Build, value: &Value) {
@@ -160,7 +233,12 @@ fn document(b: &mut Build, value: &Value) {
             return;
         }
     };
-    let allowed: Vec<&str> = TOP_LEVEL.iter().chain(NOT_YET.iter()).copied().collect();
+    let allowed: Vec<&str> = TOP_LEVEL
+        .iter()
+        .chain(NOT_YET.iter())
+        .copied()
+        .chain(CredentialKind::ALL.map(CredentialKind::declarative_key))
+        .collect();
     rec.check_fields(&mut b.ctx, &allowed);
 
     match rec.map.get("_format_version") {
@@ -197,6 +275,12 @@ fn document(b: &mut Build, value: &Value) {
     route::top_level_routes(b, &rec);
     upstream::upstreams(b, &rec);
     upstream::top_level_targets(b, &rec);
+    consumer::consumers(b, &rec);
+    plugin::top_level(b, &rec);
+    consumer::top_level_credentials(b, &rec);
+    certificate::certificates(b, &rec);
+    certificate::top_level_snis(b, &rec);
+    certificate::ca_certificates(b, &rec);
 }
 
 /// The label of an entity in paths, e.g. `name "orders"`, when `value` is an

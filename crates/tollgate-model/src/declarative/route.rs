@@ -79,7 +79,7 @@ pub(super) fn route(b: &mut Build, value: &Value, path: FieldPath, nested_in: Op
             );
         }
     }
-    for key in ["snis", "sources", "destinations", "plugins"] {
+    for key in ["snis", "sources", "destinations"] {
         rec.unsupported(ctx, key);
     }
 
@@ -177,6 +177,9 @@ pub(super) fn route(b: &mut Build, value: &Value, path: FieldPath, nested_in: Op
         ),
         None => true,
     };
+    if let (true, Some(name)) = (name_is_new, &name) {
+        b.route_name_ids.insert(name.clone(), id);
+    }
     // A generated id repeats exactly when the name does: reported above.
     if name_is_new || rec.has("id") {
         claim(
@@ -207,6 +210,7 @@ pub(super) fn route(b: &mut Build, value: &Value, path: FieldPath, nested_in: Op
         service,
         tags,
     });
+    super::plugin::nested(b, &rec, super::plugin::Parent::Route(id));
 }
 
 /// Resolves a top-level route's `service` (a name or id, or an object with
@@ -233,6 +237,17 @@ fn resolve_service(b: &mut Build, rec: &Record<'_>) -> (Option<Uuid>, String) {
 
 /// A foreign-key reference: `"name-or-id"`, `{id: ...}` or `{name: ...}`.
 pub(super) fn reference(ctx: &mut Ctx, v: &Value, path: FieldPath) -> Option<String> {
+    reference_with(ctx, v, path, &["id", "name"])
+}
+
+/// A foreign-key reference: a string, or an object with exactly one of
+/// `keys` (a string).
+pub(super) fn reference_with(
+    ctx: &mut Ctx,
+    v: &Value,
+    path: FieldPath,
+    allowed: &[&str],
+) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Object(map) => {
@@ -241,12 +256,17 @@ pub(super) fn reference(ctx: &mut Ctx, v: &Value, path: FieldPath) -> Option<Str
                 .map(String::as_str)
                 .filter(|k| !super::fields::IGNORED_KEYS.contains(k))
                 .collect();
-            match (keys.as_slice(), map.get("id").or_else(|| map.get("name"))) {
-                (["id"] | ["name"], Some(Value::String(s))) => Some(s.clone()),
+            match (keys.as_slice(), keys.first().and_then(|k| map.get(*k))) {
+                ([k], Some(Value::String(s))) if allowed.contains(k) => Some(s.clone()),
                 _ => {
+                    let list: Vec<String> = allowed.iter().map(|k| format!("'{k}'")).collect();
                     ctx.err(
                         path,
-                        "expected a name or id, or an object with exactly one of 'id' or 'name'",
+                        format!(
+                            "expected a {} or id, or an object with exactly one of {}",
+                            allowed.get(1).copied().unwrap_or("name"),
+                            list.join(" or ")
+                        ),
                     );
                     None
                 }

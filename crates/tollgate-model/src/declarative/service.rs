@@ -84,7 +84,6 @@ fn service(b: &mut Build, value: &Value, path: FieldPath) {
         "client_certificate",
         "tls_verify",
         "tls_verify_depth",
-        "plugins",
     ] {
         rec.unsupported(ctx, key);
     }
@@ -136,6 +135,7 @@ fn service(b: &mut Build, value: &Value, path: FieldPath) {
             route::route(b, r, base.entity(j, label_of(r, "name")), Some(id));
         }
     }
+    super::plugin::nested(b, &rec, super::plugin::Parent::Service(id));
 }
 
 /// Reads `url`, or `protocol`/`host`/`port`/`path`, with Kong's defaults.

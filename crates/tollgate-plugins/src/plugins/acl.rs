@@ -1,0 +1,55 @@
+//! `acl`: config schema.
+
+use serde::{Deserialize, Serialize};
+
+use super::{problem, result};
+use crate::schema::{field, Field, PluginSchema, Ty, STRINGS};
+use crate::Problem;
+
+/// `acl` config.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AclConfig {
+    /// Groups allowed (exclusive with `deny`).
+    pub allow: Option<Vec<String>>,
+    /// Groups denied (exclusive with `allow`).
+    pub deny: Option<Vec<String>>,
+    /// Do not send `X-Consumer-Groups` upstream (false).
+    pub hide_groups_header: bool,
+    /// Also match consumer groups (false).
+    pub include_consumer_groups: bool,
+    /// Use the groups of the authenticated credential (false).
+    pub always_use_authenticated_groups: bool,
+}
+
+fn non_empty(v: &Option<Vec<String>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+impl PluginSchema for AclConfig {
+    const NAME: &'static str = "acl";
+    const PRIORITY: i32 = 950;
+    const FIELDS: &'static [Field] = &[
+        field("allow", STRINGS),
+        field("deny", STRINGS),
+        field("hide_groups_header", Ty::Bool),
+        field("include_consumer_groups", Ty::Bool),
+        field("always_use_authenticated_groups", Ty::Bool),
+    ];
+
+    fn validate(&self) -> Result<(), Vec<Problem>> {
+        let mut problems = Vec::new();
+        match (non_empty(&self.allow), non_empty(&self.deny)) {
+            (false, false) => problems.push(problem(
+                &[],
+                "at least one of these fields must be non-empty: 'config.allow', 'config.deny'",
+            )),
+            (true, true) => problems.push(problem(
+                &[],
+                "only one of these fields must be non-empty: 'config.allow', 'config.deny'",
+            )),
+            _ => {}
+        }
+        result(problems)
+    }
+}
