@@ -315,9 +315,32 @@ impl AdminApi {
                     json!({ "data": data, "next": null, "node_id": self.node_id }),
                 ))
             }
+            (["schemas", "plugins", "validate"], &Method::POST) => {
+                self.validate_only(Kind::Plugins, ct, &body)
+            }
+            (["schemas", "plugins", name], &Method::GET) => crate::schemas_api::plugin_schema(name)
+                .map(|v| (StatusCode::OK, v))
+                .ok_or(AdminError::NotFound),
+            (["schemas", entity], &Method::GET) => Kind::from_name(entity)
+                .map(|k| (StatusCode::OK, crate::schemas_api::entity_schema(k)))
+                .ok_or(AdminError::NotFound),
+            (["schemas", entity, "validate"], &Method::POST) => {
+                let kind = Kind::from_name(entity).ok_or(AdminError::NotFound)?;
+                self.validate_only(kind, ct, &body)
+            }
             ([coll], m) if Kind::from_path(coll).is_some() => {
                 let kind = Kind::from_path(coll).ok_or(AdminError::NotFound)?;
                 match *m {
+                    Method::GET if kind == Kind::Consumers => {
+                        // Kong's `GET /consumers?custom_id=` lookup.
+                        let mut list = self.cp.list(kind);
+                        if let Some((_, cid)) = query.iter().find(|(k, _)| k == "custom_id") {
+                            list.retain(|e| {
+                                e.body.get("custom_id").and_then(Value::as_str) == Some(cid)
+                            });
+                        }
+                        paginate(&path, list, &query)
+                    }
                     Method::GET => paginate(&path, self.cp.list(kind), &query),
                     Method::POST => self.create(kind, ct, &body, None),
                     _ => Err(AdminError::MethodNotAllowed),
@@ -469,6 +492,28 @@ impl AdminApi {
             .cp
             .write(vec![Op::Put(kind, entry)], Some((kind, id)))?;
         Ok((StatusCode::CREATED, Value::Object(stored)))
+    }
+
+    /// `POST /schemas/{entity}/validate`: the checks of a create, nothing stored.
+    fn validate_only(&self, kind: Kind, ct: Option<&str>, body: &[u8]) -> Reply {
+        let mut input = self.decode(kind, ct, body)?;
+        let id = Self::parse_id(&mut input)?.unwrap_or_else(Uuid::new_v4);
+        let input = Self::prepare_input(kind, input, None)?;
+        let mut doc = kind.defaults();
+        deep_merge(&mut doc, input);
+        generate_secrets(kind, &mut doc);
+        doc.insert("id".into(), json!(id));
+        let entry = Entry {
+            id,
+            created_at: self.cp.now(),
+            body: doc,
+        };
+        self.cp
+            .check(vec![Op::Put(kind, entry)], Some((kind, id)))?;
+        Ok((
+            StatusCode::OK,
+            json!({ "message": "schema validation successful" }),
+        ))
     }
 
     /// Everything that goes away with an entity (Kong's cascades), or an

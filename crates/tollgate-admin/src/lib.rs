@@ -13,6 +13,7 @@ pub mod error;
 pub mod kinds;
 mod password;
 mod schemas;
+pub mod schemas_api;
 pub mod state;
 
 pub use api::AdminApi;

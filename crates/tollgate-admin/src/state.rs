@@ -337,6 +337,20 @@ impl ControlPlane {
         ops: Vec<Op>,
         target: Option<(Kind, Uuid)>,
     ) -> Result<Map<String, Value>, AdminError> {
+        self.apply(ops, target, true)
+    }
+
+    /// Validates `ops` as [`ControlPlane::write`] would, without storing anything.
+    pub fn check(&self, ops: Vec<Op>, target: Option<(Kind, Uuid)>) -> Result<(), AdminError> {
+        self.apply(ops, target, false).map(|_| ())
+    }
+
+    fn apply(
+        &self,
+        ops: Vec<Op>,
+        target: Option<(Kind, Uuid)>,
+        commit: bool,
+    ) -> Result<Map<String, Value>, AdminError> {
         let mut inner = self.lock();
         if inner.store.is_none() {
             return Err(AdminError::DbLess(
@@ -399,6 +413,9 @@ impl ControlPlane {
             f.insert("@entity".into(), json!([m]));
             AdminError::Schema(f)
         })?;
+        if !commit {
+            return Ok(stored);
+        }
         if let Some(store) = inner.store.as_mut() {
             store
                 .apply(&changes)

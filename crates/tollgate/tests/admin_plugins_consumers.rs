@@ -276,3 +276,142 @@ async fn consumers_and_credentials_with_generated_keys_and_hashed_passwords() {
         json!([])
     );
 }
+
+const PEM_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_snis_ca_certificates_schemas_and_custom_id_lookup() {
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+
+    let got = send_json(
+        &c,
+        "POST",
+        &format!("{admin}/certificates"),
+        &json!({"cert": PEM_CERT, "key": PEM_KEY}),
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let cert_id = got.json()["id"].as_str().unwrap().to_owned();
+    let got = post_form(
+        &c,
+        &format!("{admin}/certificates/{cert_id}/snis"),
+        "name=*.example.com",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    assert_eq!(got.json()["certificate"]["id"], cert_id.as_str());
+    assert_eq!(
+        get(&c, &format!("{admin}/snis/*.example.com"), &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/certificates/{cert_id}/snis"),
+            "name=a.*.com"
+        )
+        .await
+        .status,
+        400
+    );
+    let got = send_json(
+        &c,
+        "POST",
+        &format!("{admin}/certificates"),
+        &json!({"cert": "not pem", "key": PEM_KEY}),
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    assert!(got.json()["fields"]["cert"].is_string(), "{}", got.text());
+    let got = send_json(
+        &c,
+        "POST",
+        &format!("{admin}/ca_certificates"),
+        &json!({"cert": PEM_CERT}),
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    // Deleting the certificate removes its SNIs.
+    assert_eq!(
+        send(
+            &c,
+            "DELETE",
+            &format!("{admin}/certificates/{cert_id}"),
+            None,
+            &[]
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        get(&c, &format!("{admin}/snis"), &[]).await.json()["data"],
+        json!([])
+    );
+
+    // GET /consumers?custom_id=
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/consumers"),
+            "username=a&custom_id=ext-1"
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/consumers"),
+            "username=b&custom_id=ext-2"
+        )
+        .await
+        .status,
+        201
+    );
+    let got = get(&c, &format!("{admin}/consumers?custom_id=ext-2"), &[])
+        .await
+        .json();
+    assert_eq!(got["data"].as_array().unwrap().len(), 1);
+    assert_eq!(got["data"][0]["username"], "b");
+
+    // Schemas, and validation without storing.
+    let s = get(&c, &format!("{admin}/schemas/plugins/rate-limiting"), &[])
+        .await
+        .json();
+    assert!(s["fields"].to_string().contains("\"minute\""), "{s}");
+    assert!(get(&c, &format!("{admin}/schemas/services"), &[])
+        .await
+        .json()["fields"]
+        .is_array());
+    assert_eq!(
+        get(&c, &format!("{admin}/schemas/plugins/nope"), &[])
+            .await
+            .status,
+        404
+    );
+    let got = post_form(
+        &c,
+        &format!("{admin}/schemas/plugins/validate"),
+        "name=rate-limiting&config.minute=5",
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let got = post_form(
+        &c,
+        &format!("{admin}/schemas/plugins/validate"),
+        "name=rate-limiting&config.minute=x",
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    assert_eq!(
+        get(&c, &format!("{admin}/plugins"), &[]).await.json()["data"],
+        json!([])
+    );
+}
