@@ -1,17 +1,16 @@
-//! The control plane's view of the configuration: an in-memory mirror of the
-//! store, validated as a whole on every write.
+//! The control plane's view of the configuration: one Kong declarative
+//! document in memory, mirroring the store, validated as a whole on every
+//! write.
 //!
-//! A write goes: apply the change to a copy of the mirror → build the Kong
-//! declarative document → validate it with `tollgate-model` → compile it
-//! (`prepare`) → write the store in one transaction → swap the mirror and
-//! publish the compiled snapshot. Any failure before the store write leaves
-//! everything as it was; the proxy never sees a configuration the store does
-//! not hold.
+//! A write goes: patch the document in place (keeping an undo list) →
+//! validate it with `tollgate-model` → compile it (`prepare`) → write the
+//! store in one transaction → publish the compiled snapshot. Any failure
+//! before the store write is undone; the proxy never sees a configuration
+//! the store does not hold, and a write never copies the whole configuration.
 
 use crate::error::AdminError;
 use crate::kinds::{self, Kind};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tollgate_model::PathSegment;
 use tollgate_model::{Config, ConfigError};
@@ -32,12 +31,92 @@ pub struct Entry {
 /// Compiles a validated configuration; returns the action that makes it live.
 pub type Prepare = dyn Fn(Arc<Config>) -> Result<Box<dyn FnOnce() + Send>, String> + Send + Sync;
 
-type Mirror = BTreeMap<Kind, Vec<Entry>>;
+/// The configuration as one Kong declarative document
+/// (`{"_format_version":"3.0","services":[…],…}`), each entity stored as the
+/// document the Admin API shows. Writes patch it in place and undo on
+/// failure, so a write never copies the whole configuration.
+type Doc = Value;
 
 struct Inner {
     store: Option<Box<dyn Store>>,
-    mirror: Mirror,
+    doc: Doc,
     config: Arc<Config>,
+}
+
+fn entry_of(body: &Map<String, Value>) -> Option<Entry> {
+    let id = body
+        .get("id")?
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())?;
+    let created_at = body.get("created_at").and_then(Value::as_i64).unwrap_or(0);
+    Some(Entry {
+        id,
+        created_at,
+        body: body.clone(),
+    })
+}
+
+fn bodies(doc: &Doc, kind: Kind) -> impl Iterator<Item = &Map<String, Value>> {
+    doc.get(kind.name())
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
+fn id_of(body: &Map<String, Value>) -> Option<Uuid> {
+    body.get("id")?
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+fn position(doc: &Doc, kind: Kind, id: Uuid) -> Option<usize> {
+    doc.get(kind.name())?
+        .as_array()?
+        .iter()
+        .position(|v| v.as_object().and_then(id_of) == Some(id))
+}
+
+fn array_mut(doc: &mut Doc, kind: Kind) -> Option<&mut Vec<Value>> {
+    let obj = doc.as_object_mut()?;
+    obj.entry(kind.name())
+        .or_insert_with(|| Value::Array(Vec::new()))
+        .as_array_mut()
+}
+
+/// How to take back one change.
+enum Undo {
+    Replace(Kind, usize, Value),
+    Pop(Kind),
+    Insert(Kind, usize, Value),
+}
+
+fn revert(doc: &mut Doc, undo: Vec<Undo>) {
+    for u in undo.into_iter().rev() {
+        match u {
+            Undo::Replace(k, i, v) => {
+                if let Some(slot) = array_mut(doc, k).and_then(|a| a.get_mut(i)) {
+                    *slot = v;
+                }
+            }
+            Undo::Pop(k) => {
+                if let Some(a) = array_mut(doc, k) {
+                    a.pop();
+                }
+            }
+            Undo::Insert(k, i, v) => {
+                if let Some(a) = array_mut(doc, k) {
+                    if i <= a.len() {
+                        a.insert(i, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn empty_doc() -> Doc {
+    json!({ "_format_version": "3.0" })
 }
 
 /// The configuration owner behind the Admin API.
@@ -68,64 +147,35 @@ pub enum Op {
     Delete(Kind, Uuid),
 }
 
-fn document(mirror: &Mirror) -> Value {
-    let mut doc = Map::new();
-    doc.insert("_format_version".into(), json!("3.0"));
-    for (kind, entries) in mirror {
-        let list: Vec<Value> = entries
-            .iter()
-            .map(|e| Value::Object(e.body.clone()))
-            .collect();
-        doc.insert(kind.name().into(), Value::Array(list));
-    }
-    Value::Object(doc)
-}
-
-fn mirror_from_config(config: &Config, created_at: i64) -> Mirror {
-    let mut mirror = Mirror::new();
+fn doc_from_config(config: &Config, created_at: i64) -> Doc {
+    let mut doc = empty_doc();
     for (kind, mut body) in kinds::render_all(config) {
-        let id = body
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .unwrap_or_else(Uuid::new_v4);
         body.insert("created_at".into(), json!(created_at));
         body.insert("updated_at".into(), json!(created_at));
-        mirror.entry(kind).or_default().push(Entry {
-            id,
-            created_at,
-            body,
-        });
+        if let Some(a) = array_mut(&mut doc, kind) {
+            a.push(Value::Object(body));
+        }
     }
-    mirror
+    doc
 }
 
-/// Validates the mirror as one declarative document, plugin configs included.
-fn validate(mirror: &Mirror, source: &str) -> Result<Config, ConfigError> {
-    tollgate_model::declarative::from_value_with(
-        &document(mirror),
-        source,
-        Some(&crate::PluginRegistry),
-    )
+/// Validates the document, plugin configs included.
+fn validate(doc: &Doc, source: &str) -> Result<Config, ConfigError> {
+    tollgate_model::declarative::from_value_with(doc, source, Some(&crate::PluginRegistry))
 }
 
 /// Turns validation issues into Kong's error for the entity being written
 /// (`target` = its kind and id).
-fn map_issues(err: ConfigError, mirror: &Mirror, target: Option<(Kind, Uuid)>) -> AdminError {
+fn map_issues(err: ConfigError, doc: &Doc, target: Option<(Kind, Uuid)>) -> AdminError {
     let ConfigError::Invalid { issues, .. } = err else {
         return AdminError::Internal(err.to_string());
     };
-    let position = target.and_then(|(k, id)| {
-        mirror
-            .get(&k)
-            .and_then(|list| list.iter().position(|e| e.id == id))
-            .map(|i| (k, i))
-    });
+    let position = target.and_then(|(k, id)| position(doc, k, id).map(|i| (k, i)));
     let mut fields = Map::new();
     for issue in issues {
         let msg = issue.message.clone();
         if msg.starts_with("duplicate ") {
-            let key = match target.and_then(|(k, id)| find_body(mirror, k, id).map(|b| (k, b))) {
+            let key = match target.and_then(|(k, id)| find_body(doc, k, id).map(|b| (k, b))) {
                 Some((Kind::Plugins, b)) => {
                     let name = b.get("name").and_then(Value::as_str).unwrap_or("");
                     let scope: Vec<String> = ["consumer", "route", "service"]
@@ -148,12 +198,11 @@ fn map_issues(err: ConfigError, mirror: &Mirror, target: Option<(Kind, Uuid)>) -
             };
             return AdminError::Unique(key);
         }
-        if msg.starts_with("no service with") || msg.starts_with("no upstream with") {
-            let kind = if msg.starts_with("no service") {
-                "services"
-            } else {
-                "upstreams"
-            };
+        if let Some(kind) = msg
+            .strip_prefix("no ")
+            .and_then(|m| m.split_once(" with "))
+            .map(|(k, _)| format!("{k}s"))
+        {
             let id = msg.split('"').nth(1).unwrap_or("");
             return AdminError::ForeignKey(format!(
                 "the foreign key '{{id=\"{id}\"}}' does not reference an existing '{kind}' entity."
@@ -228,12 +277,8 @@ fn insert_field(fields: &mut Map<String, Value>, path: &[PathSegment], msg: Stri
     }
 }
 
-fn find_body(mirror: &Mirror, kind: Kind, id: Uuid) -> Option<&Map<String, Value>> {
-    mirror
-        .get(&kind)?
-        .iter()
-        .find(|e| e.id == id)
-        .map(|e| &e.body)
+fn find_body(doc: &Doc, kind: Kind, id: Uuid) -> Option<&Map<String, Value>> {
+    bodies(doc, kind).find(|b| id_of(b) == Some(id))
 }
 
 impl ControlPlane {
@@ -245,39 +290,33 @@ impl ControlPlane {
         prepare: Box<Prepare>,
     ) -> Result<ControlPlane, String> {
         let mut store = store;
-        let (mirror, config) = match (&mut store, dbless_config) {
+        let (doc, config) = match (&mut store, dbless_config) {
             (Some(s), _) => {
                 let records = s.load().map_err(|e| e.to_string())?;
-                let mut mirror = Mirror::new();
+                let mut doc = empty_doc();
+                // Records come ordered by kind, creation time and id.
                 for r in records {
                     let Some(kind) = Kind::from_name(&r.kind) else {
                         continue;
                     };
-                    let Value::Object(body) = r.body else {
+                    if !r.body.is_object() {
                         return Err(format!("stored {} {} is not an object", r.kind, r.id));
-                    };
-                    mirror.entry(kind).or_default().push(Entry {
-                        id: r.id,
-                        created_at: r.created_at,
-                        body,
-                    });
+                    }
+                    if let Some(a) = array_mut(&mut doc, kind) {
+                        a.push(r.body);
+                    }
                 }
-                let config =
-                    tollgate_model::declarative::from_value(&document(&mirror), "database")
-                        .map_err(|e| format!("stored configuration is invalid: {e}"))?;
-                (mirror, Arc::new(config))
+                let config = validate(&doc, "database")
+                    .map_err(|e| format!("stored configuration is invalid: {e}"))?;
+                (doc, Arc::new(config))
             }
-            (None, Some(config)) => (mirror_from_config(&config, now()), config),
-            (None, None) => (Mirror::new(), Arc::new(Config::default())),
+            (None, Some(config)) => (doc_from_config(&config, now()), config),
+            (None, None) => (empty_doc(), Arc::new(Config::default())),
         };
         let activate = prepare(config.clone())?;
         activate();
         Ok(ControlPlane {
-            inner: Mutex::new(Inner {
-                store,
-                mirror,
-                config,
-            }),
+            inner: Mutex::new(Inner { store, doc, config }),
             prepare,
         })
     }
@@ -298,34 +337,41 @@ impl ControlPlane {
 
     /// All entities of a kind, oldest first.
     pub fn list(&self, kind: Kind) -> Vec<Entry> {
-        self.lock().mirror.get(&kind).cloned().unwrap_or_default()
+        bodies(&self.lock().doc, kind)
+            .filter_map(entry_of)
+            .collect()
     }
 
     /// Finds an entity by id or endpoint key; `parent` (foreign key field and
     /// id) restricts to children of that entity (nested endpoints).
     pub fn find(&self, kind: Kind, id_or_key: &str, parent: Option<(&str, Uuid)>) -> Option<Entry> {
         let inner = self.lock();
-        let list = inner.mirror.get(&kind)?;
         // A UUID-looking value is tried as an id first, then as the endpoint
         // key (generated key-auth keys are 32 hex digits, which parse as UUIDs).
         let by_id = Uuid::parse_str(id_or_key).ok();
-        let in_scope =
-            |e: &&Entry| parent.is_none_or(|(field, p)| foreign_key(&e.body, field) == Some(p));
-        let by_key = |e: &&Entry| {
+        let in_scope = |b: &&Map<String, Value>| {
+            parent.is_none_or(|(field, p)| foreign_key(b, field) == Some(p))
+        };
+        let by_key = |b: &&Map<String, Value>| {
             kind.endpoint_key()
-                .is_some_and(|key| e.body.get(key).and_then(Value::as_str) == Some(id_or_key))
+                .is_some_and(|key| b.get(key).and_then(Value::as_str) == Some(id_or_key))
         };
         by_id
-            .and_then(|id| list.iter().filter(in_scope).find(|e| e.id == id))
-            .or_else(|| list.iter().filter(in_scope).find(by_key))
-            .cloned()
+            .and_then(|id| {
+                bodies(&inner.doc, kind)
+                    .filter(in_scope)
+                    .find(|b| id_of(b) == Some(id))
+            })
+            .or_else(|| bodies(&inner.doc, kind).filter(in_scope).find(by_key))
+            .and_then(entry_of)
     }
 
     /// Entities of `kind` whose foreign key `field` is `parent`.
     pub fn children(&self, kind: Kind, field: &str, parent: Uuid) -> Vec<Entry> {
-        self.list(kind)
-            .into_iter()
-            .filter(|e| foreign_key(&e.body, field) == Some(parent))
+        let inner = self.lock();
+        bodies(&inner.doc, kind)
+            .filter(|b| foreign_key(b, field) == Some(parent))
+            .filter_map(entry_of)
             .collect()
     }
 
@@ -351,77 +397,108 @@ impl ControlPlane {
         target: Option<(Kind, Uuid)>,
         commit: bool,
     ) -> Result<Map<String, Value>, AdminError> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         if inner.store.is_none() {
             return Err(AdminError::DbLess(
                 "cannot change entities when not using a database".into(),
             ));
         }
-        let mut mirror = inner.mirror.clone();
+        let mut undo = Vec::new();
         let mut changes = Vec::new();
         for op in ops {
             match op {
                 Op::Put(kind, entry) => {
-                    changes.push(Change::Put(Record {
-                        kind: kind.name().into(),
-                        id: entry.id,
-                        created_at: entry.created_at,
-                        body: Value::Object(entry.body.clone()),
-                    }));
-                    let list = mirror.entry(kind).or_default();
-                    match list.iter_mut().find(|e| e.id == entry.id) {
-                        Some(e) => *e = entry,
-                        None => list.push(entry),
+                    let body = Value::Object(entry.body);
+                    changes.push((kind, entry.id, entry.created_at, true));
+                    let at = position(&inner.doc, kind, entry.id);
+                    let Some(list) = array_mut(&mut inner.doc, kind) else {
+                        continue;
+                    };
+                    match at.and_then(|i| list.get_mut(i).map(|slot| (i, slot))) {
+                        Some((i, slot)) => {
+                            undo.push(Undo::Replace(kind, i, std::mem::replace(slot, body)))
+                        }
+                        None => {
+                            list.push(body);
+                            undo.push(Undo::Pop(kind));
+                        }
                     }
                 }
                 Op::Delete(kind, id) => {
-                    changes.push(Change::Delete {
-                        kind: kind.name().into(),
-                        id,
-                    });
-                    if let Some(list) = mirror.get_mut(&kind) {
-                        list.retain(|e| e.id != id);
-                    }
-                }
-            }
-        }
-        let config = validate(&mirror, "admin").map_err(|e| map_issues(e, &mirror, target))?;
-        // Plugin configs are stored complete, defaults included, as Kong returns them.
-        for p in &config.plugins {
-            let Some(list) = mirror.get_mut(&Kind::Plugins) else {
-                break;
-            };
-            if let Some(e) = list.iter_mut().find(|e| e.id == p.id) {
-                if e.body.get("config") != Some(&p.config) {
-                    e.body.insert("config".into(), p.config.clone());
-                    for c in changes.iter_mut() {
-                        if let Change::Put(r) = c {
-                            if r.id == p.id && r.kind == Kind::Plugins.name() {
-                                r.body = Value::Object(e.body.clone());
-                            }
+                    changes.push((kind, id, 0, false));
+                    if let Some(i) = position(&inner.doc, kind, id) {
+                        if let Some(list) = array_mut(&mut inner.doc, kind) {
+                            undo.push(Undo::Insert(kind, i, list.remove(i)));
                         }
                     }
                 }
             }
         }
-        let stored = target
-            .and_then(|(k, id)| find_body(&mirror, k, id).cloned())
-            .unwrap_or_default();
-        let config = Arc::new(config);
-        let activate = (self.prepare)(config.clone()).map_err(|m| {
-            let mut f = Map::new();
-            f.insert("@entity".into(), json!([m]));
-            AdminError::Schema(f)
-        })?;
-        if !commit {
-            return Ok(stored);
-        }
+        let outcome = (|| {
+            let config =
+                validate(&inner.doc, "admin").map_err(|e| map_issues(e, &inner.doc, target))?;
+            // Plugin configs are stored complete, defaults included, as Kong returns them.
+            for p in &config.plugins {
+                if let Some(i) = position(&inner.doc, Kind::Plugins, p.id) {
+                    if let Some(Value::Object(b)) =
+                        array_mut(&mut inner.doc, Kind::Plugins).and_then(|a| a.get_mut(i))
+                    {
+                        if b.get("config") != Some(&p.config) {
+                            b.insert("config".into(), p.config.clone());
+                        }
+                    }
+                }
+            }
+            let config = Arc::new(config);
+            let activate = (self.prepare)(config.clone()).map_err(|m| {
+                let mut f = Map::new();
+                f.insert("@entity".into(), json!([m]));
+                AdminError::Schema(f)
+            })?;
+            Ok((config, activate))
+        })();
+        let (config, activate) = match outcome {
+            Ok(ok) if commit => ok,
+            Ok(_) => {
+                let stored = target
+                    .and_then(|(k, id)| find_body(&inner.doc, k, id).cloned())
+                    .unwrap_or_default();
+                revert(&mut inner.doc, undo);
+                return Ok(stored);
+            }
+            Err(e) => {
+                revert(&mut inner.doc, undo);
+                return Err(e);
+            }
+        };
+        let records: Vec<Change> = changes
+            .into_iter()
+            .map(|(kind, id, created_at, put)| {
+                let body = find_body(&inner.doc, kind, id).cloned().map(Value::Object);
+                match (put, body) {
+                    (true, Some(body)) => Change::Put(Record {
+                        kind: kind.name().into(),
+                        id,
+                        created_at,
+                        body,
+                    }),
+                    _ => Change::Delete {
+                        kind: kind.name().into(),
+                        id,
+                    },
+                }
+            })
+            .collect();
         if let Some(store) = inner.store.as_mut() {
-            store
-                .apply(&changes)
-                .map_err(|e| AdminError::Internal(e.to_string()))?;
+            if let Err(e) = store.apply(&records) {
+                revert(&mut inner.doc, undo);
+                return Err(AdminError::Internal(e.to_string()));
+            }
         }
-        inner.mirror = mirror;
+        let stored = target
+            .and_then(|(k, id)| find_body(&inner.doc, k, id).cloned())
+            .unwrap_or_default();
         inner.config = config;
         activate();
         Ok(stored)
@@ -435,25 +512,27 @@ impl ControlPlane {
             f.insert("@entity".into(), json!([m]));
             AdminError::Declarative(m, f)
         })?;
-        let mirror = mirror_from_config(&config, now());
+        let doc = doc_from_config(&config, now());
         let mut inner = self.lock();
         if let Some(store) = inner.store.as_mut() {
-            let records: Vec<Record> = mirror
-                .iter()
-                .flat_map(|(k, list)| {
-                    list.iter().map(|e| Record {
-                        kind: k.name().into(),
-                        id: e.id,
-                        created_at: e.created_at,
-                        body: Value::Object(e.body.clone()),
-                    })
-                })
-                .collect();
+            let mut records = Vec::new();
+            for kind in Kind::ALL {
+                for b in bodies(&doc, kind) {
+                    if let Some(e) = entry_of(b) {
+                        records.push(Record {
+                            kind: kind.name().into(),
+                            id: e.id,
+                            created_at: e.created_at,
+                            body: Value::Object(e.body),
+                        });
+                    }
+                }
+            }
             store
                 .replace_all(&records)
                 .map_err(|e| AdminError::Internal(e.to_string()))?;
         }
-        inner.mirror = mirror;
+        inner.doc = doc;
         inner.config = config;
         activate();
         Ok(())
@@ -461,8 +540,7 @@ impl ControlPlane {
 
     /// The configuration as a Kong declarative document (GET /config, db_export).
     pub fn export(&self) -> Value {
-        let inner = self.lock();
-        let mut doc = document(&inner.mirror);
+        let mut doc = self.lock().doc.clone();
         if let Value::Object(m) = &mut doc {
             for (_, list) in m.iter_mut() {
                 if let Value::Array(items) = list {

@@ -273,14 +273,18 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let ready = Arc::new(AtomicBool::new(true));
+    let admin_thread = {
+        let (api, shared, rx) = (api.clone(), shared.clone(), shutdown_rx.clone());
+        std::thread::Builder::new()
+            .name("tollgate-admin".into())
+            .spawn(move || admin_main(admin_listeners, api, shared, rx))?
+    };
     let listeners = Listeners {
         status: status_listeners,
-        admin: admin_listeners,
     };
     rt.block_on(control(
         settings,
         cp,
-        api,
         shared,
         listeners,
         ready,
@@ -290,6 +294,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     for t in threads {
         let _ = t.join();
     }
+    let _ = admin_thread.join();
     tracing::info!("stopped");
     Ok(())
 }
@@ -331,14 +336,93 @@ fn worker_main(
 /// The control thread's listeners.
 struct Listeners {
     status: Vec<std::net::TcpListener>,
-    admin: Vec<std::net::TcpListener>,
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10) so that Admin
+/// API work (validating and compiling a whole configuration per write)
+/// yields the CPU to proxy workers when they share a core. Linux nice values
+/// are per thread; `renice` is given this thread's id. Best effort.
+fn lower_thread_priority() {
+    let Ok(target) = std::fs::read_link("/proc/thread-self") else {
+        return;
+    };
+    let Some(tid) = target
+        .file_name()
+        .and_then(|t| t.to_str())
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    match std::process::Command::new("renice")
+        .args(["-n", "10", "-p", &tid])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => tracing::debug!(tid, "admin thread reniced to 10"),
+        _ => tracing::debug!("could not lower the admin thread's priority"),
+    }
+}
+
+/// The Admin API's own thread and runtime, at a lower priority than the
+/// proxy workers: a burst of writes cannot starve proxy traffic.
+fn admin_main(
+    listeners: Vec<std::net::TcpListener>,
+    api: Arc<AdminApi>,
+    shared: Arc<ProxyContext>,
+    shutdown: watch::Receiver<bool>,
+) {
+    if listeners.is_empty() {
+        return;
+    }
+    lower_thread_priority();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("admin runtime: {e}");
+            return;
+        }
+    };
+    let worker = Arc::new(Worker {
+        shared,
+        pool: Pool::new(PoolOptions::default()),
+    });
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for l in listeners {
+            let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+                continue;
+            };
+            let api = api.clone();
+            let h = move |_w, _c, r| {
+                let api = api.clone();
+                async move {
+                    Ok(api
+                        .handle(r)
+                        .await
+                        .map(tollgate_proxy::body::ProxyBody::full))
+                }
+            };
+            tasks.push(tokio::spawn(server::serve(
+                l,
+                worker.clone(),
+                h,
+                shutdown.clone(),
+            )));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn control(
     settings: Settings,
     cp: Arc<ControlPlane>,
-    api: Arc<AdminApi>,
     shared: Arc<ProxyContext>,
     listeners: Listeners,
     ready: Arc<AtomicBool>,
@@ -355,25 +439,6 @@ async fn control(
         let l = tokio::net::TcpListener::from_std(l)?;
         let ready = ready.clone();
         let h = move |w, c, r| status::handle(w, c, r, ready.load(Ordering::Relaxed));
-        tasks.push(tokio::spawn(server::serve(
-            l,
-            worker.clone(),
-            h,
-            shutdown_rx.clone(),
-        )));
-    }
-    for l in listeners.admin {
-        let l = tokio::net::TcpListener::from_std(l)?;
-        let api = api.clone();
-        let h = move |_w, _c, r| {
-            let api = api.clone();
-            async move {
-                Ok(api
-                    .handle(r)
-                    .await
-                    .map(tollgate_proxy::body::ProxyBody::full))
-            }
-        };
         tasks.push(tokio::spawn(server::serve(
             l,
             worker.clone(),
