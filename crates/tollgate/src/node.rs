@@ -338,7 +338,7 @@ struct Listeners {
     status: Vec<std::net::TcpListener>,
 }
 
-/// Lowers the calling thread's scheduling priority (nice 10) so that Admin
+/// Lowers the calling thread's scheduling priority (nice 19) so that Admin
 /// API work (validating and compiling a whole configuration per write)
 /// yields the CPU to proxy workers when they share a core. Linux nice values
 /// are per thread; `renice` is given this thread's id. Best effort.
@@ -354,12 +354,12 @@ fn lower_thread_priority() {
         return;
     };
     match std::process::Command::new("renice")
-        .args(["-n", "10", "-p", &tid])
+        .args(["-n", "19", "-p", &tid])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
     {
-        Ok(s) if s.success() => tracing::debug!(tid, "admin thread reniced to 10"),
+        Ok(s) if s.success() => tracing::debug!(tid, "admin thread reniced to 19"),
         _ => tracing::debug!("could not lower the admin thread's priority"),
     }
 }
