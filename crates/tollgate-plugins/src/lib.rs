@@ -18,6 +18,7 @@
 
 pub mod plugins;
 mod registry;
+pub mod runtime;
 pub mod schema;
 
 pub use registry::{priority, registry, validate_config, PluginInfo};

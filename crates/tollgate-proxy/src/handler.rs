@@ -277,6 +277,12 @@ async fn proxy(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
+    if !entry.plugins.is_empty() {
+        if let Some(early) = access_phase(entry, &mut parts, conn) {
+            let resp = crate::respond::early_response(early, request_id, &parts.headers);
+            return Ok((resp, names));
+        }
+    }
     let h = &mut parts.headers;
     headers::remove_hop_by_hop(h, upgrade);
     h.remove(header::EXPECT);
@@ -344,6 +350,33 @@ async fn proxy(
         ))
     };
     Ok((Response::from_parts(parts, body), names))
+}
+
+/// Runs the route's plugins' access phase in order; a plugin may answer
+/// instead of the upstream. Consumer-scoped instances replace the general
+/// one once an authentication plugin has identified the consumer.
+fn access_phase(
+    entry: &RouteEntry,
+    parts: &mut http::request::Parts,
+    conn: &ConnInfo,
+) -> Option<tollgate_plugins::runtime::EarlyResponse> {
+    use tollgate_plugins::runtime::{AccessCtx, Flow};
+    let mut ctx = AccessCtx {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &mut parts.headers,
+        client_ip: conn.client.ip(),
+        identity: None,
+    };
+    for slot in entry.plugins.iter() {
+        let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
+        if let Some(plugin) = slot.for_consumer(consumer) {
+            if let Flow::Respond(early) = plugin.access(&mut ctx) {
+                return Some(early);
+            }
+        }
+    }
+    None
 }
 
 /// Sets X-Forwarded-*, X-Real-IP and Via as Kong does; incoming values are

@@ -87,6 +87,41 @@ pub fn error_response(
     resp
 }
 
+/// The answer of a plugin that stopped the request (401, 403, 503…): Kong's
+/// negotiated error body, or the plugin's own body, plus its headers.
+pub fn early_response(
+    early: tollgate_plugins::runtime::EarlyResponse,
+    request_id: &HeaderValue,
+    req_headers: &HeaderMap,
+) -> Response<ProxyBody> {
+    let mut resp = match early.body {
+        Some((content_type, body)) => {
+            let mut r = Response::new(ProxyBody::full(Bytes::from(body)));
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            r.headers_mut().insert(
+                header::SERVER,
+                HeaderValue::from_static(crate::SERVER_TOKEN),
+            );
+            r.headers_mut()
+                .insert(crate::headers::X_REQUEST_ID, request_id.clone());
+            r
+        }
+        None => error_response(
+            early.status,
+            early.message.as_deref().unwrap_or(""),
+            request_id,
+            req_headers,
+        ),
+    };
+    *resp.status_mut() = early.status;
+    for (name, value) in early.headers {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -6,12 +6,15 @@
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_model::{Config, Protocol, Route, Service};
+use tollgate_plugins::runtime::{Directory, Plugin};
 use tollgate_router::{Router, RouterError};
+use uuid::Uuid;
 
 /// One backend address a service can send to.
 #[derive(Debug)]
@@ -75,6 +78,107 @@ impl ServiceEntry {
     }
 }
 
+/// One plugin (by name) on a route's chain: the instance for requests in
+/// general, and the more specific consumer-scoped instances that replace it
+/// once a consumer is identified (Kong's precedence, resolved at compile time).
+#[derive(Debug)]
+pub struct PluginSlot {
+    /// Plugin name.
+    pub name: String,
+    /// Priority (higher runs first).
+    pub priority: i32,
+    /// Instance for requests without a consumer-scoped override.
+    pub default: Option<Arc<dyn Plugin>>,
+    /// Consumer id → instance scoped to that consumer.
+    pub by_consumer: HashMap<Uuid, Arc<dyn Plugin>>,
+}
+
+impl PluginSlot {
+    /// The instance to run for a request by `consumer`.
+    pub fn for_consumer(&self, consumer: Option<Uuid>) -> Option<&Arc<dyn Plugin>> {
+        consumer
+            .and_then(|c| self.by_consumer.get(&c))
+            .or(self.default.as_ref())
+    }
+}
+
+/// Kong's precedence of a plugin's scope for a route (lower = more specific),
+/// or None when the plugin does not apply to that route.
+fn precedence(p: &tollgate_model::Plugin, route: Uuid, service: Option<Uuid>) -> Option<u8> {
+    let r = match p.route {
+        Some(id) if id == route => true,
+        Some(_) => return None,
+        None => false,
+    };
+    let s = match p.service {
+        Some(id) if Some(id) == service => true,
+        Some(_) => return None,
+        None => false,
+    };
+    let c = p.consumer.is_some();
+    Some(match (r, s, c) {
+        (true, true, true) => 1,
+        (true, false, true) => 2,
+        (false, true, true) => 3,
+        (true, true, false) => 4,
+        (false, false, true) => 5,
+        (true, false, false) => 6,
+        (false, true, false) => 7,
+        (false, false, false) => 8,
+    })
+}
+
+fn plugin_chain(
+    config: &Config,
+    instances: &HashMap<Uuid, Arc<dyn Plugin>>,
+    route: Uuid,
+    service: Option<Uuid>,
+) -> Arc<[PluginSlot]> {
+    let mut slots: BTreeMap<String, (PluginSlot, u8, HashMap<Uuid, u8>)> = BTreeMap::new();
+    for p in &config.plugins {
+        let Some(instance) = instances.get(&p.id) else {
+            continue;
+        };
+        let Some(level) = precedence(p, route, service) else {
+            continue;
+        };
+        let (slot, best, by_consumer_level) = slots.entry(p.name.clone()).or_insert_with(|| {
+            (
+                PluginSlot {
+                    name: p.name.clone(),
+                    priority: instance.priority(),
+                    default: None,
+                    by_consumer: HashMap::new(),
+                },
+                u8::MAX,
+                HashMap::new(),
+            )
+        });
+        match p.consumer {
+            Some(c) => {
+                if by_consumer_level.get(&c).is_none_or(|l| level < *l) {
+                    by_consumer_level.insert(c, level);
+                    slot.by_consumer.insert(c, instance.clone());
+                }
+            }
+            None => {
+                if level < *best {
+                    *best = level;
+                    slot.default = Some(instance.clone());
+                }
+            }
+        }
+    }
+    let mut list: Vec<PluginSlot> = slots.into_values().map(|(s, _, _)| s).collect();
+    // Kong: priority descending, ties by name descending.
+    list.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| b.name.cmp(&a.name))
+    });
+    list.into()
+}
+
 /// A route with its compiled service.
 #[derive(Debug)]
 pub struct RouteEntry {
@@ -84,6 +188,8 @@ pub struct RouteEntry {
     pub service: Option<Arc<ServiceEntry>>,
     /// Whether plain http is accepted on this route.
     pub accepts_http: bool,
+    /// The plugins that run for this route, in execution order.
+    pub plugins: Arc<[PluginSlot]>,
 }
 
 /// A compiled configuration.
@@ -243,11 +349,25 @@ fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
 impl Snapshot {
     /// Compiles a validated configuration.
     pub fn compile(config: Arc<Config>) -> Result<Snapshot, CompileError> {
-        let active = config.plugins.iter().filter(|p| p.enabled).count();
-        if active > 0 {
+        let directory = Directory::build(&config);
+        let mut instances: HashMap<Uuid, Arc<dyn Plugin>> = HashMap::new();
+        let mut not_run = Vec::new();
+        for p in config.plugins.iter().filter(|p| p.enabled) {
+            let http = p.protocols.iter().any(|x| x == "http" || x == "https");
+            match tollgate_plugins::runtime::instantiate(p, &directory) {
+                Some(i) if http => {
+                    instances.insert(p.id, i);
+                }
+                Some(_) => {}
+                None => not_run.push(p.name.clone()),
+            }
+        }
+        if !not_run.is_empty() {
+            not_run.sort();
+            not_run.dedup();
             tracing::warn!(
-                plugins = active,
-                "plugins are stored and validated, but this version does not run them yet"
+                "plugins stored and validated but not run by this version yet: {}",
+                not_run.join(", ")
             );
         }
         let mut services = std::collections::HashMap::new();
@@ -265,6 +385,7 @@ impl Snapshot {
                 None => None,
             };
             routes.push(RouteEntry {
+                plugins: plugin_chain(&config, &instances, r.id, r.service),
                 accepts_http: r
                     .protocols
                     .iter()

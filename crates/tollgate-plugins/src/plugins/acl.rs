@@ -53,3 +53,61 @@ impl PluginSchema for AclConfig {
         result(problems)
     }
 }
+
+/// The acl plugin at run time.
+#[derive(Debug)]
+pub struct Acl {
+    config: AclConfig,
+}
+
+impl Acl {
+    /// Builds the instance from a validated config.
+    pub fn new(config: &serde_json::Value) -> Option<Self> {
+        Some(Acl {
+            config: serde_json::from_value(config.clone()).ok()?,
+        })
+    }
+}
+
+impl crate::runtime::Plugin for Acl {
+    fn name(&self) -> &'static str {
+        "acl"
+    }
+
+    fn priority(&self) -> i32 {
+        950
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::{EarlyResponse, Flow};
+        let Some(identity) = ctx.identity.as_ref() else {
+            return Flow::Respond(EarlyResponse::message(
+                http::StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+            ));
+        };
+        let groups = &identity.consumer.groups;
+        let member = |list: &Option<Vec<String>>| {
+            list.as_ref()
+                .is_some_and(|l| l.iter().any(|g| groups.iter().any(|c| c == g)))
+        };
+        let allowed = match (&self.config.allow, &self.config.deny) {
+            (Some(_), _) => member(&self.config.allow),
+            (None, Some(_)) => !member(&self.config.deny),
+            (None, None) => true,
+        };
+        if !allowed {
+            return Flow::Respond(EarlyResponse::message(
+                http::StatusCode::FORBIDDEN,
+                "You cannot consume this service",
+            ));
+        }
+        const GROUPS: http::HeaderName = http::HeaderName::from_static("x-consumer-groups");
+        if self.config.hide_groups_header {
+            ctx.headers.remove(GROUPS);
+        } else if let Ok(v) = http::HeaderValue::from_str(&groups.join(", ")) {
+            ctx.headers.insert(GROUPS, v);
+        }
+        Flow::Continue
+    }
+}

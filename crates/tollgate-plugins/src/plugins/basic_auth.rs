@@ -35,3 +35,119 @@ impl PluginSchema for BasicAuthConfig {
         field("realm", Ty::Str),
     ];
 }
+
+/// The basic-auth plugin at run time.
+#[derive(Debug)]
+pub struct BasicAuth {
+    config: BasicAuthConfig,
+    dir: std::sync::Arc<crate::runtime::Directory>,
+}
+
+impl BasicAuth {
+    /// Builds the instance from a validated config.
+    pub fn new(
+        config: &serde_json::Value,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+    ) -> Option<Self> {
+        Some(BasicAuth {
+            config: serde_json::from_value(config.clone()).ok()?,
+            dir: dir.clone(),
+        })
+    }
+}
+
+/// `Basic base64(user:pass)` → (user, pass).
+fn parse_basic(value: &str) -> Option<(String, String)> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_owned(), p.to_owned()))
+}
+
+impl crate::runtime::Plugin for BasicAuth {
+    fn name(&self) -> &'static str {
+        "basic-auth"
+    }
+
+    fn priority(&self) -> i32 {
+        1100
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::{EarlyResponse, Flow, Identity};
+        if ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+            return Flow::Continue;
+        }
+        let header = [
+            http::header::AUTHORIZATION,
+            http::header::PROXY_AUTHORIZATION,
+        ]
+        .into_iter()
+        .find_map(|h| {
+            ctx.headers
+                .get(&h)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_basic)
+                .map(|c| (h, c))
+        });
+        if let Some((h, (user, pass))) = header {
+            if let Some((consumer, cred)) = self.dir.basic(&user, &pass) {
+                if self.config.hide_credentials {
+                    ctx.headers.remove(h);
+                }
+                let identity = Identity {
+                    consumer,
+                    credential: Some(cred),
+                    anonymous: false,
+                };
+                crate::runtime::set_consumer_headers(ctx.headers, &identity);
+                ctx.identity = Some(identity);
+                return Flow::Continue;
+            }
+        }
+        if let Some(anon) = self
+            .config
+            .anonymous
+            .as_deref()
+            .and_then(|a| self.dir.consumer(a))
+        {
+            let identity = Identity {
+                consumer: anon,
+                credential: None,
+                anonymous: true,
+            };
+            crate::runtime::set_consumer_headers(ctx.headers, &identity);
+            ctx.identity = Some(identity);
+            return Flow::Continue;
+        }
+        let challenge = format!("Basic realm=\"{}\"", self.config.realm);
+        let mut r = EarlyResponse::message(http::StatusCode::UNAUTHORIZED, "Unauthorized");
+        if let Ok(v) = http::HeaderValue::from_str(&challenge) {
+            r = r.with_header(http::header::WWW_AUTHENTICATE, v);
+        }
+        Flow::Respond(r)
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::parse_basic;
+
+    #[test]
+    fn basic_header_is_decoded() {
+        // admin:mypassword
+        assert_eq!(
+            parse_basic("Basic YWRtaW46bXlwYXNzd29yZA=="),
+            Some(("admin".into(), "mypassword".into()))
+        );
+        assert_eq!(parse_basic("Bearer x"), None);
+        assert_eq!(parse_basic("Basic !!!"), None);
+    }
+}

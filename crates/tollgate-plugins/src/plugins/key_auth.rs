@@ -55,3 +55,119 @@ impl PluginSchema for KeyAuthConfig {
         field("realm", Ty::Str),
     ];
 }
+
+/// The key-auth plugin at run time.
+#[derive(Debug)]
+pub struct KeyAuth {
+    config: KeyAuthConfig,
+    names: Vec<http::HeaderName>,
+    dir: std::sync::Arc<crate::runtime::Directory>,
+}
+
+impl KeyAuth {
+    /// Builds the instance from a validated config.
+    pub fn new(
+        config: &serde_json::Value,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+    ) -> Option<Self> {
+        let config: KeyAuthConfig = serde_json::from_value(config.clone()).ok()?;
+        let names = config
+            .key_names
+            .iter()
+            .filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        Some(KeyAuth {
+            config,
+            names,
+            dir: dir.clone(),
+        })
+    }
+
+    fn find_key(
+        &self,
+        ctx: &crate::runtime::AccessCtx<'_>,
+    ) -> Option<(String, Option<http::HeaderName>)> {
+        if self.config.key_in_header {
+            for n in &self.names {
+                if let Some(v) = ctx.headers.get(n).and_then(|v| v.to_str().ok()) {
+                    return Some((v.to_owned(), Some(n.clone())));
+                }
+            }
+        }
+        if self.config.key_in_query {
+            let query = ctx.uri.query().unwrap_or("");
+            for pair in query.split('&') {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                if self.config.key_names.iter().any(|n| n == k) && !v.is_empty() {
+                    return Some((v.to_owned(), None));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl crate::runtime::Plugin for KeyAuth {
+    fn name(&self) -> &'static str {
+        "key-auth"
+    }
+
+    fn priority(&self) -> i32 {
+        1250
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::{EarlyResponse, Flow, Identity};
+        if !self.config.run_on_preflight && ctx.method == http::Method::OPTIONS {
+            return Flow::Continue;
+        }
+        if ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+            return Flow::Continue;
+        }
+        let failure = match self.find_key(ctx) {
+            Some((key, header)) => match self.dir.key(&key) {
+                Some((consumer, cred)) => {
+                    if self.config.hide_credentials {
+                        if let Some(h) = header {
+                            ctx.headers.remove(h);
+                        }
+                    }
+                    let identity = Identity {
+                        consumer,
+                        credential: Some(cred),
+                        anonymous: false,
+                    };
+                    crate::runtime::set_consumer_headers(ctx.headers, &identity);
+                    ctx.identity = Some(identity);
+                    return Flow::Continue;
+                }
+                None => "Unauthorized",
+            },
+            None => "No API key found in request",
+        };
+        if let Some(anon) = self
+            .config
+            .anonymous
+            .as_deref()
+            .and_then(|a| self.dir.consumer(a))
+        {
+            let identity = Identity {
+                consumer: anon,
+                credential: None,
+                anonymous: true,
+            };
+            crate::runtime::set_consumer_headers(ctx.headers, &identity);
+            ctx.identity = Some(identity);
+            return Flow::Continue;
+        }
+        let challenge = format!(
+            "Key realm=\"{}\"",
+            self.config.realm.as_deref().unwrap_or("kong")
+        );
+        let mut r = EarlyResponse::message(http::StatusCode::UNAUTHORIZED, failure);
+        if let Ok(v) = http::HeaderValue::from_str(&challenge) {
+            r = r.with_header(http::header::WWW_AUTHENTICATE, v);
+        }
+        Flow::Respond(r)
+    }
+}

@@ -67,3 +67,60 @@ impl PluginSchema for RequestTerminationConfig {
         result(problems)
     }
 }
+
+/// The request-termination plugin at run time.
+#[derive(Debug)]
+pub struct RequestTermination {
+    config: RequestTerminationConfig,
+}
+
+impl RequestTermination {
+    /// Builds the instance from a validated config.
+    pub fn new(config: &serde_json::Value) -> Option<Self> {
+        Some(RequestTermination {
+            config: serde_json::from_value(config.clone()).ok()?,
+        })
+    }
+}
+
+impl crate::runtime::Plugin for RequestTermination {
+    fn name(&self) -> &'static str {
+        "request-termination"
+    }
+
+    fn priority(&self) -> i32 {
+        2
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::{EarlyResponse, Flow};
+        if let Some(trigger) = &self.config.trigger {
+            let in_query = ctx.uri.query().is_some_and(|q| {
+                q.split('&')
+                    .any(|p| p.split('=').next() == Some(trigger.as_str()))
+            });
+            if !ctx.headers.contains_key(trigger.as_str()) && !in_query {
+                return Flow::Continue;
+            }
+        }
+        let status = http::StatusCode::from_u16(self.config.status_code)
+            .unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+        let r = match (&self.config.body, &self.config.message) {
+            (Some(body), _) => EarlyResponse {
+                status,
+                message: None,
+                body: Some((
+                    self.config
+                        .content_type
+                        .clone()
+                        .unwrap_or_else(|| "application/json; charset=utf-8".into()),
+                    body.clone(),
+                )),
+                headers: Vec::new(),
+            },
+            (None, Some(m)) => EarlyResponse::message(status, m.clone()),
+            (None, None) => EarlyResponse::message(status, "Service unavailable"),
+        };
+        Flow::Respond(r)
+    }
+}

@@ -1,0 +1,172 @@
+//! Consumers and credentials, indexed for the auth plugins; built once per
+//! configuration snapshot.
+
+use super::constant_time_eq;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex};
+use tollgate_model::{Config, CredentialKind};
+use uuid::Uuid;
+
+/// A consumer as plugins see it.
+#[derive(Debug)]
+pub struct ConsumerInfo {
+    /// Id.
+    pub id: Uuid,
+    /// Username.
+    pub username: Option<String>,
+    /// Custom id.
+    pub custom_id: Option<String>,
+    /// ACL groups.
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug)]
+struct BasicCred {
+    id: Uuid,
+    consumer: Uuid,
+    password: String,
+}
+
+/// The consumer directory.
+#[derive(Debug)]
+pub struct Directory {
+    consumers: HashMap<Uuid, Arc<ConsumerInfo>>,
+    by_username: HashMap<String, Uuid>,
+    keys: HashMap<String, (Uuid, Uuid)>,
+    basic: HashMap<String, BasicCred>,
+    /// Verified (credential, password digest) pairs: argon2 runs once per
+    /// good password, not once per request.
+    verified: Mutex<HashSet<(Uuid, u64, u64)>>,
+    digest: (RandomState, RandomState),
+}
+
+fn field<'a>(
+    fields: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a str> {
+    fields.get(name).and_then(|v| v.as_str())
+}
+
+impl Directory {
+    /// Indexes a configuration's consumers and credentials.
+    pub fn build(config: &Config) -> Arc<Directory> {
+        let mut groups: HashMap<Uuid, Vec<String>> = HashMap::new();
+        let mut keys = HashMap::new();
+        let mut basic = HashMap::new();
+        for c in &config.credentials {
+            match c.kind {
+                CredentialKind::Acl => {
+                    if let Some(g) = field(&c.fields, "group") {
+                        groups.entry(c.consumer).or_default().push(g.to_owned());
+                    }
+                }
+                CredentialKind::KeyAuth => {
+                    if let Some(k) = field(&c.fields, "key") {
+                        keys.insert(k.to_owned(), (c.consumer, c.id));
+                    }
+                }
+                CredentialKind::BasicAuth => {
+                    if let (Some(u), Some(p)) =
+                        (field(&c.fields, "username"), field(&c.fields, "password"))
+                    {
+                        basic.insert(
+                            u.to_owned(),
+                            BasicCred {
+                                id: c.id,
+                                consumer: c.consumer,
+                                password: p.to_owned(),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut consumers = HashMap::new();
+        let mut by_username = HashMap::new();
+        for c in &config.consumers {
+            if let Some(u) = &c.username {
+                by_username.insert(u.clone(), c.id);
+            }
+            consumers.insert(
+                c.id,
+                Arc::new(ConsumerInfo {
+                    id: c.id,
+                    username: c.username.clone(),
+                    custom_id: c.custom_id.clone(),
+                    groups: groups.remove(&c.id).unwrap_or_default(),
+                }),
+            );
+        }
+        Arc::new(Directory {
+            consumers,
+            by_username,
+            keys,
+            basic,
+            verified: Mutex::new(HashSet::new()),
+            digest: (RandomState::new(), RandomState::new()),
+        })
+    }
+
+    /// A consumer by id or username (for `anonymous`).
+    pub fn consumer(&self, id_or_username: &str) -> Option<Arc<ConsumerInfo>> {
+        let id = Uuid::parse_str(id_or_username)
+            .ok()
+            .filter(|id| self.consumers.contains_key(id))
+            .or_else(|| self.by_username.get(id_or_username).copied())?;
+        self.consumers.get(&id).cloned()
+    }
+
+    /// The consumer and credential of a key-auth key.
+    pub fn key(&self, key: &str) -> Option<(Arc<ConsumerInfo>, Uuid)> {
+        let (stored, (consumer, cred)) = self.keys.get_key_value(key)?;
+        if !constant_time_eq(stored.as_bytes(), key.as_bytes()) {
+            return None;
+        }
+        Some((self.consumers.get(consumer)?.clone(), *cred))
+    }
+
+    /// Checks a basic-auth username and password.
+    pub fn basic(&self, username: &str, password: &str) -> Option<(Arc<ConsumerInfo>, Uuid)> {
+        let cred = self.basic.get(username)?;
+        let consumer = self.consumers.get(&cred.consumer)?.clone();
+        let d = (
+            self.digest.0.hash_one(password),
+            self.digest.1.hash_one(password),
+        );
+        let cache_key = (cred.id, d.0, d.1);
+        if self
+            .verified
+            .lock()
+            .map(|v| v.contains(&cache_key))
+            .unwrap_or(false)
+        {
+            return Some((consumer, cred.id));
+        }
+        let ok = if cred.password.starts_with("$argon2") {
+            use argon2::password_hash::{PasswordHash, PasswordVerifier};
+            PasswordHash::new(&cred.password)
+                .map(|h| {
+                    argon2::Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
+                .unwrap_or(false)
+        } else {
+            // A declarative file may carry the clear password.
+            constant_time_eq(cred.password.as_bytes(), password.as_bytes())
+        };
+        if !ok {
+            return None;
+        }
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() > 100_000 {
+                v.clear();
+            }
+            v.insert(cache_key);
+        }
+        Some((consumer, cred.id))
+    }
+}

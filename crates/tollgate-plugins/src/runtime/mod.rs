@@ -1,0 +1,157 @@
+//! The plugin runtime: what a plugin sees of a request, what it may answer,
+//! and the [`Directory`] of consumers and credentials the auth plugins
+//! consult. Everything here is compiled once per configuration snapshot; a
+//! request does no lookup of which plugins apply.
+//!
+//! Phases run in Kong's order: `access` (authentication, authorization,
+//! early answers) before the upstream call, `header_filter` on the response
+//! head. The log phase is the access log, written after the response.
+
+mod directory;
+
+pub use directory::{ConsumerInfo, Directory};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Who the request was authenticated as.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The consumer.
+    pub consumer: Arc<ConsumerInfo>,
+    /// The credential used (None for the anonymous consumer).
+    pub credential: Option<uuid::Uuid>,
+    /// Whether this is the configured anonymous consumer.
+    pub anonymous: bool,
+}
+
+/// The request as the access phase sees it.
+#[derive(Debug)]
+pub struct AccessCtx<'a> {
+    /// Method.
+    pub method: &'a Method,
+    /// Request target as received.
+    pub uri: &'a Uri,
+    /// Request headers; plugins may change them before they go upstream.
+    pub headers: &'a mut HeaderMap,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// Set by an authentication plugin.
+    pub identity: Option<Identity>,
+}
+
+/// An answer a plugin gives instead of proxying.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Message for Kong's negotiated error body (`{"message":…}`).
+    pub message: Option<String>,
+    /// A raw body (with its content type) instead of the message body.
+    pub body: Option<(String, String)>,
+    /// Extra response headers (e.g. `WWW-Authenticate`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl EarlyResponse {
+    /// An error answer with Kong's `{"message":…}` body.
+    pub fn message(status: StatusCode, message: impl Into<String>) -> Self {
+        EarlyResponse {
+            status,
+            message: Some(message.into()),
+            body: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// What the access phase decided.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on with the next plugin, then proxy.
+    Continue,
+    /// Answer now; the upstream is not called.
+    Respond(EarlyResponse),
+}
+
+/// A configured plugin instance.
+pub trait Plugin: Send + Sync + std::fmt::Debug {
+    /// Kong's plugin name.
+    fn name(&self) -> &'static str;
+    /// Kong's priority (higher runs first).
+    fn priority(&self) -> i32;
+    /// Access phase.
+    fn access(&self, _ctx: &mut AccessCtx<'_>) -> Flow {
+        Flow::Continue
+    }
+    /// Response-header phase.
+    fn header_filter(&self, _identity: Option<&Identity>, _headers: &mut HeaderMap) {}
+}
+
+/// Builds the runtime instance of a configured plugin; `None` when this
+/// version has no runtime for it yet (its config is still validated and stored).
+pub fn instantiate(
+    plugin: &tollgate_model::Plugin,
+    dir: &Arc<Directory>,
+) -> Option<Arc<dyn Plugin>> {
+    use crate::plugins::*;
+    let cfg = &plugin.config;
+    match plugin.name.as_str() {
+        "key-auth" => key_auth::KeyAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "basic-auth" => {
+            basic_auth::BasicAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>)
+        }
+        "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "request-termination" => request_termination::RequestTermination::new(cfg)
+            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        _ => None,
+    }
+}
+
+/// Sets Kong's consumer headers on the upstream request after authentication.
+pub fn set_consumer_headers(headers: &mut HeaderMap, identity: &Identity) {
+    const ID: HeaderName = HeaderName::from_static("x-consumer-id");
+    const USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
+    const CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
+    const CREDENTIAL: HeaderName = HeaderName::from_static("x-credential-identifier");
+    const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
+    let c = &identity.consumer;
+    let set = |h: &mut HeaderMap, name: HeaderName, v: Option<&str>| match v
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        Some(v) => {
+            h.insert(name, v);
+        }
+        None => {
+            h.remove(name);
+        }
+    };
+    set(headers, ID, Some(&c.id.to_string()));
+    set(headers, USERNAME, c.username.as_deref());
+    set(headers, CUSTOM_ID, c.custom_id.as_deref());
+    set(
+        headers,
+        CREDENTIAL,
+        identity.credential.map(|u| u.to_string()).as_deref(),
+    );
+    if identity.anonymous {
+        headers.insert(ANONYMOUS, HeaderValue::from_static("true"));
+    } else {
+        headers.remove(ANONYMOUS);
+    }
+}
+
+/// Compares secrets without leaking where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

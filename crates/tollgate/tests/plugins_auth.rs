@@ -1,0 +1,233 @@
+//! Plugins running on the proxy: key-auth, basic-auth, acl and
+//! request-termination, configured through the Admin API (real SQLite file)
+//! or a declarative file, with Kong's statuses, bodies and headers.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::backend::Backend;
+use support::client::{get, http1, post_form};
+use support::gateway::Gateway;
+
+async fn service_with_route(c: &support::client::HttpClient, admin: &str, backend: &Backend) {
+    assert_eq!(
+        post_form(
+            c,
+            &format!("{admin}/services"),
+            &format!("name=s&url={}", backend.url())
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        post_form(
+            c,
+            &format!("{admin}/services/s/routes"),
+            "name=r&paths[]=/api"
+        )
+        .await
+        .status,
+        201
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_lets_admin_with_mypassword_through_and_nobody_else() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    service_with_route(&c, &admin, &b).await;
+    assert_eq!(
+        post_form(&c, &format!("{admin}/consumers"), "username=admin")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/consumers/admin/basic-auth"),
+            "username=admin&password=mypassword"
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/services/s/plugins"),
+            "name=basic-auth"
+        )
+        .await
+        .status,
+        201
+    );
+    let url = format!("{}/api/x", gw.url());
+
+    // admin:mypassword
+    let ok = get(
+        &c,
+        &url,
+        &[("authorization", "Basic YWRtaW46bXlwYXNzd29yZA==")],
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["headers"]["x-consumer-username"], "admin");
+    // Cached verification: the second request is as good as the first.
+    assert_eq!(
+        get(
+            &c,
+            &url,
+            &[("authorization", "Basic YWRtaW46bXlwYXNzd29yZA==")]
+        )
+        .await
+        .status,
+        200
+    );
+
+    // admin:wrong
+    let bad = get(&c, &url, &[("authorization", "Basic YWRtaW46d3Jvbmc=")]).await;
+    assert_eq!(bad.status, 401);
+    assert_eq!(bad.json()["message"], "Unauthorized");
+    assert_eq!(
+        bad.header("www-authenticate"),
+        Some("Basic realm=\"service\"")
+    );
+    let none = get(&c, &url, &[]).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some("Basic realm=\"service\"")
+    );
+    assert_eq!(
+        b.hits.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "refused requests reached the backend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_auth_acl_and_consumer_scoped_plugins() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    service_with_route(&c, &admin, &b).await;
+    for (user, key, group) in [("alice", "alice-key", "ops"), ("bob", "bob-key", "dev")] {
+        assert_eq!(
+            post_form(
+                &c,
+                &format!("{admin}/consumers"),
+                &format!("username={user}")
+            )
+            .await
+            .status,
+            201
+        );
+        assert_eq!(
+            post_form(
+                &c,
+                &format!("{admin}/consumers/{user}/key-auth"),
+                &format!("key={key}")
+            )
+            .await
+            .status,
+            201
+        );
+        assert_eq!(
+            post_form(
+                &c,
+                &format!("{admin}/consumers/{user}/acls"),
+                &format!("group={group}")
+            )
+            .await
+            .status,
+            201
+        );
+    }
+    let got = post_form(
+        &c,
+        &format!("{admin}/routes/r/plugins"),
+        "name=key-auth&config.hide_credentials=true",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let url = format!("{}/api/x", gw.url());
+
+    let none = get(&c, &url, &[]).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["message"], "No API key found in request");
+    let wrong = get(&c, &url, &[("apikey", "nope")]).await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["message"], "Unauthorized");
+    let ok = get(&c, &url, &[("apikey", "alice-key")]).await;
+    assert_eq!(ok.status, 200);
+    let h = &ok.json()["headers"];
+    assert_eq!(h["x-consumer-username"], "alice");
+    assert!(
+        h.get("apikey").is_none(),
+        "hide_credentials left the key: {h}"
+    );
+    assert_eq!(
+        get(&c, &format!("{url}?apikey=bob-key"), &[]).await.status,
+        200
+    );
+
+    // acl: only ops.
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/services/s/plugins"),
+            "name=acl&config.allow=ops"
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        get(&c, &url, &[("apikey", "alice-key")]).await.json()["headers"]["x-consumer-groups"],
+        "ops"
+    );
+    let denied = get(&c, &url, &[("apikey", "bob-key")]).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.json()["message"], "You cannot consume this service");
+
+    // A plugin scoped to one consumer applies to that consumer only.
+    let got = post_form(
+        &c,
+        &format!("{admin}/consumers/alice/plugins"),
+        "name=request-termination&config.status_code=429&config.message=slow down",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let t = get(&c, &url, &[("apikey", "alice-key")]).await;
+    assert_eq!(t.status, 429);
+    assert_eq!(t.json()["message"], "slow down");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugins_from_a_declarative_file_run_too() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes: [{{name: r, paths: [/]}}]
+  plugins: [{{name: key-auth}}]
+consumers:
+- username: carol
+  keyauth_credentials: [{{key: carol-key}}]
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    assert_eq!(get(&c, &format!("{}/x", gw.url()), &[]).await.status, 401);
+    let ok = get(&c, &format!("{}/x", gw.url()), &[("apikey", "carol-key")]).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["headers"]["x-consumer-username"], "carol");
+}
