@@ -2,10 +2,11 @@
 //! configuration snapshot.
 
 use super::constant_time_eq;
+use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use tollgate_model::{Config, CredentialKind};
 use uuid::Uuid;
 
@@ -27,6 +28,21 @@ struct BasicCred {
     id: Uuid,
     consumer: Uuid,
     password: String,
+    /// Fingerprint of the stored hash: a changed password invalidates cached checks.
+    stored: u64,
+}
+
+/// Keys for the per-thread verification cache, fixed for the process.
+fn digest_keys() -> &'static (RandomState, RandomState) {
+    static KEYS: OnceLock<(RandomState, RandomState)> = OnceLock::new();
+    KEYS.get_or_init(|| (RandomState::new(), RandomState::new()))
+}
+
+thread_local! {
+    /// Verified (credential, stored hash, password digest) tuples. One cache
+    /// per worker thread: checking it never takes a lock another worker holds,
+    /// and argon2 runs once per good password per worker.
+    static VERIFIED: RefCell<HashSet<(Uuid, u64, u64, u64)>> = RefCell::new(HashSet::new());
 }
 
 /// The consumer directory.
@@ -36,10 +52,6 @@ pub struct Directory {
     by_username: HashMap<String, Uuid>,
     keys: HashMap<String, (Uuid, Uuid)>,
     basic: HashMap<String, BasicCred>,
-    /// Verified (credential, password digest) pairs: argon2 runs once per
-    /// good password, not once per request.
-    verified: Mutex<HashSet<(Uuid, u64, u64)>>,
-    digest: (RandomState, RandomState),
 }
 
 fn field<'a>(
@@ -77,6 +89,7 @@ impl Directory {
                                 id: c.id,
                                 consumer: c.consumer,
                                 password: p.to_owned(),
+                                stored: digest_keys().0.hash_one(p),
                             },
                         );
                     }
@@ -105,8 +118,6 @@ impl Directory {
             by_username,
             keys,
             basic,
-            verified: Mutex::new(HashSet::new()),
-            digest: (RandomState::new(), RandomState::new()),
         })
     }
 
@@ -132,17 +143,14 @@ impl Directory {
     pub fn basic(&self, username: &str, password: &str) -> Option<(Arc<ConsumerInfo>, Uuid)> {
         let cred = self.basic.get(username)?;
         let consumer = self.consumers.get(&cred.consumer)?.clone();
-        let d = (
-            self.digest.0.hash_one(password),
-            self.digest.1.hash_one(password),
+        let keys = digest_keys();
+        let cache_key = (
+            cred.id,
+            cred.stored,
+            keys.0.hash_one(password),
+            keys.1.hash_one(password),
         );
-        let cache_key = (cred.id, d.0, d.1);
-        if self
-            .verified
-            .lock()
-            .map(|v| v.contains(&cache_key))
-            .unwrap_or(false)
-        {
+        if VERIFIED.with(|v| v.borrow().contains(&cache_key)) {
             return Some((consumer, cred.id));
         }
         let ok = if cred.password.starts_with("$argon2") {
@@ -161,12 +169,13 @@ impl Directory {
         if !ok {
             return None;
         }
-        if let Ok(mut v) = self.verified.lock() {
+        VERIFIED.with(|v| {
+            let mut v = v.borrow_mut();
             if v.len() > 100_000 {
                 v.clear();
             }
             v.insert(cache_key);
-        }
+        });
         Some((consumer, cred.id))
     }
 }
