@@ -90,3 +90,215 @@ impl PluginSchema for JwtConfig {
         result(problems)
     }
 }
+
+/// The jwt plugin at run time.
+#[derive(Debug)]
+pub struct Jwt {
+    config: JwtConfig,
+    headers: Vec<http::HeaderName>,
+    dir: std::sync::Arc<crate::runtime::Directory>,
+}
+
+/// Why a token was refused (Kong's messages).
+fn unauthorized(message: &str) -> crate::runtime::EarlyResponse {
+    crate::runtime::EarlyResponse::message(http::StatusCode::UNAUTHORIZED, message)
+}
+
+impl Jwt {
+    /// Builds the instance from a validated config.
+    pub fn new(
+        config: &serde_json::Value,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+    ) -> Option<Self> {
+        let config: JwtConfig = serde_json::from_value(config.clone()).ok()?;
+        let headers = config
+            .header_names
+            .iter()
+            .filter_map(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        Some(Jwt {
+            config,
+            headers,
+            dir: dir.clone(),
+        })
+    }
+
+    /// The token from the query, cookies or headers (`Bearer ` stripped).
+    fn token(&self, ctx: &crate::runtime::AccessCtx<'_>) -> Option<String> {
+        let query = ctx.uri.query().unwrap_or("");
+        for pair in query.split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if self.config.uri_param_names.iter().any(|n| n == k) && !v.is_empty() {
+                    return Some(v.to_owned());
+                }
+            }
+        }
+        if !self.config.cookie_names.is_empty() {
+            for cookies in ctx.headers.get_all(http::header::COOKIE) {
+                let Ok(cookies) = cookies.to_str() else {
+                    continue;
+                };
+                for c in cookies.split(';') {
+                    if let Some((k, v)) = c.trim().split_once('=') {
+                        if self.config.cookie_names.iter().any(|n| n == k) && !v.is_empty() {
+                            return Some(v.to_owned());
+                        }
+                    }
+                }
+            }
+        }
+        for h in &self.headers {
+            if let Some(v) = ctx.headers.get(h).and_then(|v| v.to_str().ok()) {
+                let v = v.trim();
+                let token = match v.split_once(' ') {
+                    Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+                    _ => v,
+                };
+                if !token.is_empty() {
+                    return Some(token.to_owned());
+                }
+            }
+        }
+        None
+    }
+
+    fn verify(
+        &self,
+        token: &str,
+    ) -> Result<
+        (std::sync::Arc<crate::runtime::ConsumerInfo>, uuid::Uuid),
+        crate::runtime::EarlyResponse,
+    > {
+        use base64::Engine;
+        use jsonwebtoken::{Algorithm as A, DecodingKey, Validation};
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| unauthorized("Bad token; invalid JSON"))?;
+        let payload = token
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .filter(serde_json::Value::is_object)
+            .ok_or_else(|| unauthorized("Bad token; invalid JSON"))?;
+        let claim = &self.config.key_claim_name;
+        let key = payload
+            .get(claim)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| unauthorized(&format!("No mandatory '{claim}' in claims")))?;
+        let (cred, consumer) = self
+            .dir
+            .jwt(key)
+            .ok_or_else(|| unauthorized(&format!("No credentials found for given '{claim}'")))?;
+        // The header's alg must be the credential's: no `none`, no HS/RS confusion.
+        if header.alg != cred.algorithm {
+            return Err(unauthorized("Invalid algorithm"));
+        }
+        let owned;
+        let decoding_key = match cred.algorithm {
+            A::HS256 | A::HS384 | A::HS512 => {
+                let secret = cred.secret.as_deref().unwrap_or("");
+                owned = if self.config.secret_is_base64 {
+                    DecodingKey::from_base64_secret(secret)
+                        .map_err(|_| unauthorized("Invalid key/secret"))?
+                } else {
+                    DecodingKey::from_secret(secret.as_bytes())
+                };
+                &owned
+            }
+            _ => cred
+                .public_key
+                .as_ref()
+                .ok_or_else(|| unauthorized("Invalid key/secret"))?,
+        };
+        let mut validation = Validation::new(cred.algorithm);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<serde_json::Value>(token, decoding_key, &validation)
+            .map_err(|_| unauthorized("Invalid signature"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let number = |name: &str| payload.get(name).and_then(serde_json::Value::as_f64);
+        for c in self.config.claims_to_verify.iter().flatten() {
+            match c {
+                Claim::Exp => match number("exp") {
+                    Some(exp) if (now as f64) < exp => {}
+                    Some(_) => return Err(unauthorized("token expired")),
+                    None => return Err(unauthorized("exp must be a number")),
+                },
+                Claim::Nbf => match number("nbf") {
+                    Some(nbf) if (now as f64) >= nbf => {}
+                    Some(_) => return Err(unauthorized("token not valid yet")),
+                    None => return Err(unauthorized("nbf must be a number")),
+                },
+            }
+        }
+        if self.config.maximum_expiration > 0 {
+            match number("exp") {
+                Some(exp) if exp - (now as f64) <= self.config.maximum_expiration as f64 => {}
+                _ => return Err(unauthorized("exp exceeds maximum_expiration")),
+            }
+        }
+        Ok((consumer, cred.id))
+    }
+}
+
+impl crate::runtime::Plugin for Jwt {
+    fn name(&self) -> &'static str {
+        "jwt"
+    }
+
+    fn priority(&self) -> i32 {
+        1450
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::{Flow, Identity};
+        if !self.config.run_on_preflight && ctx.method == http::Method::OPTIONS {
+            return Flow::Continue;
+        }
+        if ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+            return Flow::Continue;
+        }
+        let outcome = match self.token(ctx) {
+            Some(t) => self.verify(&t),
+            None => Err(unauthorized("Unauthorized")),
+        };
+        let failure = match outcome {
+            Ok((consumer, cred)) => {
+                let identity = Identity {
+                    consumer,
+                    credential: Some(cred),
+                    anonymous: false,
+                };
+                crate::runtime::set_consumer_headers(ctx.headers, &identity);
+                ctx.identity = Some(identity);
+                return Flow::Continue;
+            }
+            Err(e) => e,
+        };
+        if let Some(anon) = self
+            .config
+            .anonymous
+            .as_deref()
+            .and_then(|a| self.dir.consumer(a))
+        {
+            let identity = Identity {
+                consumer: anon,
+                credential: None,
+                anonymous: true,
+            };
+            crate::runtime::set_consumer_headers(ctx.headers, &identity);
+            ctx.identity = Some(identity);
+            return Flow::Continue;
+        }
+        Flow::Respond(failure)
+    }
+}

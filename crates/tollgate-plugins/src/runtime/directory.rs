@@ -45,6 +45,49 @@ thread_local! {
     static VERIFIED: RefCell<HashSet<(Uuid, u64, u64, u64)>> = RefCell::new(HashSet::new());
 }
 
+/// A jwt credential, keys parsed once per snapshot.
+#[derive(Debug)]
+pub struct JwtCred {
+    /// Credential id.
+    pub id: Uuid,
+    /// Consumer id.
+    pub consumer: Uuid,
+    /// The algorithm tokens must be signed with.
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// The HMAC secret (HS*), as stored.
+    pub secret: Option<String>,
+    /// The verification key for RS*/PS*/ES*/EdDSA, parsed from `rsa_public_key`.
+    pub public_key: Option<jsonwebtoken::DecodingKey>,
+}
+
+fn jwt_cred(c: &tollgate_model::Credential) -> Option<(String, JwtCred)> {
+    use jsonwebtoken::{Algorithm as A, DecodingKey};
+    let key = field(&c.fields, "key")?.to_owned();
+    let algorithm: A = field(&c.fields, "algorithm")
+        .unwrap_or("HS256")
+        .parse()
+        .ok()?;
+    let pem = field(&c.fields, "rsa_public_key").map(str::as_bytes);
+    let public_key = match (algorithm, pem) {
+        (A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512, Some(p)) => {
+            DecodingKey::from_rsa_pem(p).ok()
+        }
+        (A::ES256 | A::ES384, Some(p)) => DecodingKey::from_ec_pem(p).ok(),
+        (A::EdDSA, Some(p)) => DecodingKey::from_ed_pem(p).ok(),
+        _ => None,
+    };
+    Some((
+        key,
+        JwtCred {
+            id: c.id,
+            consumer: c.consumer,
+            algorithm,
+            secret: field(&c.fields, "secret").map(str::to_owned),
+            public_key,
+        },
+    ))
+}
+
 /// The consumer directory.
 #[derive(Debug)]
 pub struct Directory {
@@ -52,6 +95,7 @@ pub struct Directory {
     by_username: HashMap<String, Uuid>,
     keys: HashMap<String, (Uuid, Uuid)>,
     basic: HashMap<String, BasicCred>,
+    jwt: HashMap<String, JwtCred>,
 }
 
 fn field<'a>(
@@ -67,6 +111,7 @@ impl Directory {
         let mut groups: HashMap<Uuid, Vec<String>> = HashMap::new();
         let mut keys = HashMap::new();
         let mut basic = HashMap::new();
+        let mut jwt = HashMap::new();
         for c in &config.credentials {
             match c.kind {
                 CredentialKind::Acl => {
@@ -94,6 +139,11 @@ impl Directory {
                         );
                     }
                 }
+                CredentialKind::Jwt => {
+                    if let Some((k, cred)) = jwt_cred(c) {
+                        jwt.insert(k, cred);
+                    }
+                }
                 _ => {}
             }
         }
@@ -118,6 +168,7 @@ impl Directory {
             by_username,
             keys,
             basic,
+            jwt,
         })
     }
 
@@ -137,6 +188,12 @@ impl Directory {
             return None;
         }
         Some((self.consumers.get(consumer)?.clone(), *cred))
+    }
+
+    /// The jwt credential with this key (the token's `iss`, or the configured claim).
+    pub fn jwt(&self, key: &str) -> Option<(&JwtCred, Arc<ConsumerInfo>)> {
+        let cred = self.jwt.get(key)?;
+        Some((cred, self.consumers.get(&cred.consumer)?.clone()))
     }
 
     /// Checks a basic-auth username and password.

@@ -109,6 +109,7 @@ pub fn instantiate(
             basic_auth::BasicAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }
         "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "jwt" => jwt::Jwt::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "request-termination" => request_termination::RequestTermination::new(cfg)
             .map(|p| Arc::new(p) as Arc<dyn Plugin>),
         _ => None,
