@@ -97,6 +97,29 @@ pub struct Jwt {
     config: JwtConfig,
     headers: Vec<http::HeaderName>,
     dir: std::sync::Arc<crate::runtime::Directory>,
+    /// Distinguishes this instance (and so this snapshot's keys) in the
+    /// verified-signature cache; never reused.
+    instance: u64,
+}
+
+static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn token_digest(token: &str) -> (u64, u64) {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<(
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    )> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(Default::default);
+    (keys.0.hash_one(token), keys.1.hash_one(token))
+}
+
+thread_local! {
+    /// Tokens whose signature this worker already verified, per plugin
+    /// instance: RSA/EC verification runs once per token, not per request.
+    /// Claims (exp, nbf, …) are still checked on every request.
+    static VERIFIED: std::cell::RefCell<std::collections::HashSet<(u64, u64, u64)>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
 }
 
 /// Why a token was refused (Kong's messages).
@@ -120,6 +143,7 @@ impl Jwt {
             config,
             headers,
             dir: dir.clone(),
+            instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -214,13 +238,24 @@ impl Jwt {
                 .as_ref()
                 .ok_or_else(|| unauthorized("Invalid key/secret"))?,
         };
-        let mut validation = Validation::new(cred.algorithm);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.required_spec_claims.clear();
-        jsonwebtoken::decode::<serde_json::Value>(token, decoding_key, &validation)
-            .map_err(|_| unauthorized("Invalid signature"))?;
+        let (d0, d1) = token_digest(token);
+        let cache_key = (self.instance, d0, d1);
+        if !VERIFIED.with(|v| v.borrow().contains(&cache_key)) {
+            let mut validation = Validation::new(cred.algorithm);
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            validation.validate_aud = false;
+            validation.required_spec_claims.clear();
+            jsonwebtoken::decode::<serde_json::Value>(token, decoding_key, &validation)
+                .map_err(|_| unauthorized("Invalid signature"))?;
+            VERIFIED.with(|v| {
+                let mut v = v.borrow_mut();
+                if v.len() > 50_000 {
+                    v.clear();
+                }
+                v.insert(cache_key);
+            });
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
