@@ -277,9 +277,15 @@ async fn proxy(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
+    let mut plugin_headers = Vec::new();
     if !entry.plugins.is_empty() {
-        if let Some(early) = access_phase(entry, &mut parts, conn) {
-            let resp = crate::respond::early_response(early, request_id, &parts.headers);
+        let (early, extra) = access_phase(entry, &mut parts, conn);
+        plugin_headers = extra;
+        if let Some(early) = early {
+            let mut resp = crate::respond::early_response(early, request_id, &parts.headers);
+            for (name, value) in plugin_headers {
+                resp.headers_mut().append(name, value);
+            }
             return Ok((resp, names));
         }
     }
@@ -332,6 +338,9 @@ async fn proxy(
     headers::remove_hop_by_hop(h, switching);
     h.insert(X_REQUEST_ID, request_id.clone());
     h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
+    for (name, value) in plugin_headers {
+        h.append(name, value);
+    }
     h.insert(
         X_KONG_UPSTREAM_LATENCY,
         headers::millis_value(upstream_latency.as_millis()),
@@ -355,11 +364,16 @@ async fn proxy(
 /// Runs the route's plugins' access phase in order; a plugin may answer
 /// instead of the upstream. Consumer-scoped instances replace the general
 /// one once an authentication plugin has identified the consumer.
+type PluginHeaders = Vec<(http::HeaderName, HeaderValue)>;
+
 fn access_phase(
     entry: &RouteEntry,
     parts: &mut http::request::Parts,
     conn: &ConnInfo,
-) -> Option<tollgate_plugins::runtime::EarlyResponse> {
+) -> (
+    Option<tollgate_plugins::runtime::EarlyResponse>,
+    PluginHeaders,
+) {
     use tollgate_plugins::runtime::{AccessCtx, Flow};
     let mut ctx = AccessCtx {
         method: &parts.method,
@@ -367,16 +381,18 @@ fn access_phase(
         headers: &mut parts.headers,
         client_ip: conn.client.ip(),
         identity: None,
+        service: entry.route.service,
+        response_headers: Vec::new(),
     };
     for slot in entry.plugins.iter() {
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
         if let Some(plugin) = slot.for_consumer(consumer) {
             if let Flow::Respond(early) = plugin.access(&mut ctx) {
-                return Some(early);
+                return (Some(early), ctx.response_headers);
             }
         }
     }
-    None
+    (None, ctx.response_headers)
 }
 
 /// Sets X-Forwarded-*, X-Real-IP and Via as Kong does; incoming values are

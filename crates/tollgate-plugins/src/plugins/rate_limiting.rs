@@ -257,3 +257,166 @@ impl PluginSchema for RateLimitingConfig {
         result(problems)
     }
 }
+
+/// The rate-limiting plugin at run time (`policy: local`, fixed windows).
+#[derive(Debug)]
+pub struct RateLimiting {
+    id: uuid::Uuid,
+    config: RateLimitingConfig,
+    /// (unit, limit), shortest window first.
+    windows: Vec<(&'static str, u64)>,
+}
+
+impl RateLimiting {
+    /// Builds the instance; `None` for policies this version does not run
+    /// (redis, cluster), so the node warns instead of limiting per node.
+    pub fn new(id: uuid::Uuid, config: &serde_json::Value) -> Option<Self> {
+        let config: RateLimitingConfig = serde_json::from_value(config.clone()).ok()?;
+        if config.policy != Policy::Local || config.window_type != WindowType::Fixed {
+            return None;
+        }
+        let windows = [
+            ("second", config.second),
+            ("minute", config.minute),
+            ("hour", config.hour),
+            ("day", config.day),
+            ("month", config.month),
+            ("year", config.year),
+        ]
+        .into_iter()
+        .filter_map(|(u, l)| l.map(|l| (u, l.max(0.0) as u64)))
+        .collect();
+        Some(RateLimiting {
+            id,
+            config,
+            windows,
+        })
+    }
+
+    fn identifier(&self, ctx: &crate::runtime::AccessCtx<'_>) -> String {
+        let ip = || ctx.client_ip.to_string();
+        match self.config.limit_by {
+            LimitBy::Consumer => ctx
+                .identity
+                .as_ref()
+                .map(|i| i.consumer.id.to_string())
+                .unwrap_or_else(ip),
+            LimitBy::Credential => ctx
+                .identity
+                .as_ref()
+                .and_then(|i| i.credential)
+                .map(|c| c.to_string())
+                .unwrap_or_else(ip),
+            LimitBy::Ip => ip(),
+            LimitBy::Service => ctx.service.map(|s| s.to_string()).unwrap_or_else(ip),
+            LimitBy::Header => self
+                .config
+                .header_name
+                .as_deref()
+                .and_then(|h| ctx.headers.get(h))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .unwrap_or_else(ip),
+            LimitBy::Path => ctx.uri.path().to_owned(),
+        }
+    }
+}
+
+fn title(unit: &str) -> &'static str {
+    match unit {
+        "second" => "Second",
+        "minute" => "Minute",
+        "hour" => "Hour",
+        "day" => "Day",
+        "month" => "Month",
+        _ => "Year",
+    }
+}
+
+impl crate::runtime::Plugin for RateLimiting {
+    fn name(&self) -> &'static str {
+        "rate-limiting"
+    }
+
+    fn priority(&self) -> i32 {
+        910
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::{window_start, Counters, EarlyResponse, Flow};
+        use http::{HeaderName, HeaderValue};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let id = self.identifier(ctx);
+        let counters = Counters::global();
+        let mut taken = Vec::new();
+        // (unit, limit, remaining, reset in seconds)
+        let mut state = Vec::new();
+        let mut blocked: Option<i64> = None;
+        for (unit, limit) in &self.windows {
+            let (start, end) = window_start(unit, now);
+            let key = (self.id, id.clone(), (end - start) as u64, start);
+            let (count, ok) = counters.try_take(key.clone(), *limit, end, now);
+            if ok {
+                taken.push(key);
+            } else {
+                blocked = Some(blocked.map_or(end - now, |b| b.max(end - now)));
+            }
+            state.push((*unit, *limit, limit.saturating_sub(count), end - now));
+        }
+        if blocked.is_some() {
+            // Rejected requests are not counted in any window.
+            for key in taken {
+                counters.give_back(key);
+            }
+        }
+        if !self.config.hide_client_headers {
+            for (unit, limit, remaining, _) in &state {
+                let t = title(unit);
+                if let Ok(n) = HeaderName::from_bytes(
+                    format!("x-ratelimit-limit-{}", t.to_ascii_lowercase()).as_bytes(),
+                ) {
+                    ctx.response_headers.push((n, HeaderValue::from(*limit)));
+                }
+                if let Ok(n) = HeaderName::from_bytes(
+                    format!("x-ratelimit-remaining-{}", t.to_ascii_lowercase()).as_bytes(),
+                ) {
+                    ctx.response_headers
+                        .push((n, HeaderValue::from(*remaining)));
+                }
+            }
+            // RateLimit-*: the window closest to its limit.
+            if let Some((_, limit, remaining, reset)) = state.iter().min_by_key(|(_, _, r, _)| *r) {
+                ctx.response_headers.push((
+                    HeaderName::from_static("ratelimit-limit"),
+                    HeaderValue::from(*limit),
+                ));
+                ctx.response_headers.push((
+                    HeaderName::from_static("ratelimit-remaining"),
+                    HeaderValue::from(*remaining),
+                ));
+                ctx.response_headers.push((
+                    HeaderName::from_static("ratelimit-reset"),
+                    HeaderValue::from((*reset).max(0) as u64),
+                ));
+            }
+        }
+        match blocked {
+            None => Flow::Continue,
+            Some(retry) => {
+                let status = http::StatusCode::from_u16(self.config.error_code as u16)
+                    .unwrap_or(http::StatusCode::TOO_MANY_REQUESTS);
+                let mut r = EarlyResponse::message(status, self.config.error_message.clone());
+                if !self.config.hide_client_headers {
+                    r = r.with_header(
+                        http::header::RETRY_AFTER,
+                        HeaderValue::from(retry.max(0) as u64),
+                    );
+                }
+                Flow::Respond(r)
+            }
+        }
+    }
+}

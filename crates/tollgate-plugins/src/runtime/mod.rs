@@ -7,8 +7,10 @@
 //! early answers) before the upstream call, `header_filter` on the response
 //! head. The log phase is the access log, written after the response.
 
+mod counters;
 mod directory;
 
+pub use counters::{window_start, Counters};
 pub use directory::{ConsumerInfo, Directory};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -39,6 +41,11 @@ pub struct AccessCtx<'a> {
     pub client_ip: IpAddr,
     /// Set by an authentication plugin.
     pub identity: Option<Identity>,
+    /// The matched route's service.
+    pub service: Option<uuid::Uuid>,
+    /// Headers to add to the response, whether proxied or answered early
+    /// (e.g. rate-limit headers).
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// An answer a plugin gives instead of proxying.
@@ -110,6 +117,9 @@ pub fn instantiate(
         }
         "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "jwt" => jwt::Jwt::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "rate-limiting" => {
+            rate_limiting::RateLimiting::new(plugin.id, cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
+        }
         "request-termination" => request_termination::RequestTermination::new(cfg)
             .map(|p| Arc::new(p) as Arc<dyn Plugin>),
         _ => None,

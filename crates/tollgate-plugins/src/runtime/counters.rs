@@ -1,0 +1,162 @@
+//! Rate-limit counters of this node (`policy: local`).
+//!
+//! They live outside configuration snapshots, keyed by plugin id, so a
+//! change to an unrelated entity does not reset them. The map is split in
+//! shards (a request locks one shard for one key, never a lock shared by all
+//! requests), and expired windows are swept as shards are used, so a flood
+//! of distinct client addresses cannot grow memory without limit.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use uuid::Uuid;
+
+const SHARDS: usize = 64;
+
+/// One counter: (plugin, identifier, window length in seconds, window start).
+type Key = (Uuid, String, u64, i64);
+
+#[derive(Debug, Default)]
+struct Shard {
+    counts: HashMap<Key, (u64, i64)>,
+    ops: u64,
+}
+
+/// The node's counters.
+#[derive(Debug)]
+pub struct Counters {
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl Counters {
+    /// The process-wide counters.
+    pub fn global() -> &'static Counters {
+        static C: OnceLock<Counters> = OnceLock::new();
+        C.get_or_init(|| Counters {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        })
+    }
+
+    fn shard(&self, key: &Key) -> &Mutex<Shard> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        &self.shards[(h as usize) % SHARDS]
+    }
+
+    /// Counts one request against `limit` unless that would exceed it;
+    /// returns the count after the call and whether the request was counted.
+    /// `expires` is when the window ends (epoch seconds).
+    pub fn try_take(&self, key: Key, limit: u64, expires: i64, now: i64) -> (u64, bool) {
+        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
+        shard.ops += 1;
+        if shard.ops.is_multiple_of(1024) {
+            shard.counts.retain(|_, (_, exp)| *exp > now);
+        }
+        let entry = shard.counts.entry(key).or_insert((0, expires));
+        if entry.0 >= limit {
+            return (entry.0, false);
+        }
+        entry.0 += 1;
+        (entry.0, true)
+    }
+
+    /// Takes back one counted request (another window refused it).
+    pub fn give_back(&self, key: Key) {
+        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = shard.counts.get_mut(&key) {
+            e.0 = e.0.saturating_sub(1);
+        }
+    }
+
+    /// Number of live counters (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|s| s.counts.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Whether there are no counters.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Start and end (epoch seconds, UTC) of the fixed window of `unit` holding `now`.
+pub fn window_start(unit: &str, now: i64) -> (i64, i64) {
+    let day = 86_400;
+    match unit {
+        "second" => (now, now + 1),
+        "minute" => (now - now.rem_euclid(60), now - now.rem_euclid(60) + 60),
+        "hour" => (
+            now - now.rem_euclid(3600),
+            now - now.rem_euclid(3600) + 3600,
+        ),
+        "day" => (now - now.rem_euclid(day), now - now.rem_euclid(day) + day),
+        "month" | "year" => {
+            let (y, m, _) = civil(now.div_euclid(day));
+            let (start, end) = if unit == "month" {
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                (days(y, m, 1), days(ny, nm, 1))
+            } else {
+                (days(y, 1, 1), days(y + 1, 1, 1))
+            };
+            (start * day, end * day)
+        }
+        _ => (now, now + 1),
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day).
+fn civil(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+fn days(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_align_to_the_calendar() {
+        // 2026-11-28T00:47:20Z
+        let now = 1_795_826_840;
+        assert_eq!(window_start("minute", now), (1_795_826_820, 1_795_826_880));
+        let (s, e) = window_start("month", now);
+        assert_eq!(civil(s / 86_400), (2026, 11, 1));
+        assert_eq!(civil(e / 86_400), (2026, 12, 1));
+        let (s, e) = window_start("year", now);
+        assert_eq!(civil(s / 86_400), (2026, 1, 1));
+        assert_eq!(civil(e / 86_400), (2027, 1, 1));
+    }
+
+    #[test]
+    fn the_limit_is_never_exceeded_and_refusals_are_not_counted() {
+        let c = Counters::global();
+        let id = Uuid::new_v4();
+        let key = || (id, "ip".to_owned(), 60, 0);
+        for i in 1..=3 {
+            assert_eq!(c.try_take(key(), 3, i64::MAX, 0), (i, true));
+        }
+        assert_eq!(c.try_take(key(), 3, i64::MAX, 0), (3, false));
+        c.give_back(key());
+        assert_eq!(c.try_take(key(), 3, i64::MAX, 0), (3, true));
+    }
+}

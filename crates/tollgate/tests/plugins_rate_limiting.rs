@@ -1,0 +1,144 @@
+//! rate-limiting (`policy: local`) on the proxy: Kong's headers and 429 body,
+//! exactness under concurrency, and counters that survive unrelated
+//! configuration changes. The brief's Admin API call is used verbatim.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::backend::Backend;
+use support::client::{get, http1, post_form};
+use support::gateway::Gateway;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_briefs_minute_limit_is_enforced_exactly_under_concurrency() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[("TOLLGATE_ACCESS_LOG", "off")]);
+    let c = http1();
+    let admin = gw.admin_url();
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/services"),
+            &format!("name=example-service&url={}", b.url())
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/services/example-service/routes"),
+            "paths[]=/rl"
+        )
+        .await
+        .status,
+        201
+    );
+    // curl -X POST .../services/example-service/plugins --data name=rate-limiting --data config.minute=100
+    let got = post_form(
+        &c,
+        &format!("{admin}/services/example-service/plugins"),
+        "name=rate-limiting&config.minute=100",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+
+    // Don't straddle a minute boundary.
+    let sec = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if sec > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - sec)).await;
+    }
+    let first = get(&c, &format!("{}/rl/x", gw.url()), &[]).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-ratelimit-limit-minute"), Some("100"));
+    assert_eq!(first.header("x-ratelimit-remaining-minute"), Some("99"));
+    assert_eq!(first.header("ratelimit-limit"), Some("100"));
+    assert_eq!(first.header("ratelimit-remaining"), Some("99"));
+    assert!(first.header("ratelimit-reset").is_some());
+
+    // An unrelated change does not reset the counters.
+    assert_eq!(
+        post_form(
+            &c,
+            &format!("{admin}/services"),
+            "name=other&host=other.internal"
+        )
+        .await
+        .status,
+        201
+    );
+
+    // 500 concurrent requests over 50 connections: exactly 99 more pass.
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let url = format!("{}/rl/x", gw.url());
+        tasks.push(tokio::spawn(async move {
+            let c = http1();
+            let mut codes = Vec::new();
+            for _ in 0..10 {
+                codes.push(get(&c, &url, &[]).await);
+            }
+            codes
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = Vec::new();
+    for t in tasks {
+        for g in t.await.unwrap() {
+            match g.status {
+                200 => ok += 1,
+                429 => limited.push(g),
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert_eq!(ok, 99, "passed: {ok}");
+    assert_eq!(limited.len(), 401);
+    let l = &limited[0];
+    assert_eq!(l.json()["message"], "API rate limit exceeded");
+    assert_eq!(l.header("x-ratelimit-remaining-minute"), Some("0"));
+    let retry: u64 = l.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(b.hits.load(std::sync::atomic::Ordering::SeqCst), 100);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_are_per_consumer_and_rejections_are_not_counted() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes: [{{name: r, paths: [/]}}]
+  plugins:
+  - name: key-auth
+  - name: rate-limiting
+    config: {{hour: 3, limit_by: consumer}}
+consumers:
+- username: a
+  keyauth_credentials: [{{key: ka}}]
+- username: b
+  keyauth_credentials: [{{key: kb}}]
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let url = format!("{}/x", gw.url());
+    for _ in 0..3 {
+        assert_eq!(get(&c, &url, &[("apikey", "ka")]).await.status, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(get(&c, &url, &[("apikey", "ka")]).await.status, 429);
+    }
+    // b has its own budget.
+    let g = get(&c, &url, &[("apikey", "kb")]).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.header("x-ratelimit-remaining-hour"), Some("2"));
+}
