@@ -96,6 +96,7 @@ pub struct Directory {
     keys: HashMap<String, (Uuid, Uuid)>,
     basic: HashMap<String, BasicCred>,
     jwt: HashMap<String, JwtCred>,
+    hmac: HashMap<String, (Uuid, Uuid, String)>,
 }
 
 fn field<'a>(
@@ -112,6 +113,7 @@ impl Directory {
         let mut keys = HashMap::new();
         let mut basic = HashMap::new();
         let mut jwt = HashMap::new();
+        let mut hmac = HashMap::new();
         for c in &config.credentials {
             match c.kind {
                 CredentialKind::Acl => {
@@ -137,6 +139,13 @@ impl Directory {
                                 stored: digest_keys().0.hash_one(p),
                             },
                         );
+                    }
+                }
+                CredentialKind::HmacAuth => {
+                    if let (Some(u), Some(secret)) =
+                        (field(&c.fields, "username"), field(&c.fields, "secret"))
+                    {
+                        hmac.insert(u.to_owned(), (c.consumer, c.id, secret.to_owned()));
                     }
                 }
                 CredentialKind::Jwt => {
@@ -169,6 +178,7 @@ impl Directory {
             keys,
             basic,
             jwt,
+            hmac,
         })
     }
 
@@ -194,6 +204,16 @@ impl Directory {
     pub fn jwt(&self, key: &str) -> Option<(&JwtCred, Arc<ConsumerInfo>)> {
         let cred = self.jwt.get(key)?;
         Some((cred, self.consumers.get(&cred.consumer)?.clone()))
+    }
+
+    /// The consumer, credential id and secret of an hmac-auth username.
+    pub fn hmac(&self, username: &str) -> Option<(Arc<ConsumerInfo>, Uuid, &str)> {
+        let (consumer, cred, secret) = self.hmac.get(username)?;
+        Some((
+            self.consumers.get(consumer)?.clone(),
+            *cred,
+            secret.as_str(),
+        ))
     }
 
     /// Checks a basic-auth username and password.

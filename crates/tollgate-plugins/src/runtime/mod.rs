@@ -117,6 +117,7 @@ pub fn instantiate(
         }
         "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "jwt" => jwt::Jwt::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "hmac-auth" => hmac_auth::HmacAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "rate-limiting" => {
             rate_limiting::RateLimiting::new(plugin.id, cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }
