@@ -116,6 +116,9 @@ pub fn instantiate(
             basic_auth::BasicAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }
         "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "ip-restriction" => {
+            ip_restriction::IpRestriction::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
+        }
         "jwt" => jwt::Jwt::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "hmac-auth" => hmac_auth::HmacAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "rate-limiting" => {

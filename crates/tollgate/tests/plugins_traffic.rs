@@ -1,4 +1,4 @@
-//! rate-limiting (`policy: local`) on the proxy: Kong's headers and 429 body,
+//! Traffic-control plugins on the proxy: rate-limiting (`policy: local`): Kong's headers and 429 body,
 //! exactness under concurrency, and counters that survive unrelated
 //! configuration changes. The brief's Admin API call is used verbatim.
 #![allow(clippy::unwrap_used)]
@@ -141,4 +141,41 @@ consumers:
     let g = get(&c, &url, &[("apikey", "kb")]).await;
     assert_eq!(g.status, 200);
     assert_eq!(g.header("x-ratelimit-remaining-hour"), Some("2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ip_restriction_denies_and_allows_by_cidr() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes:
+  - name: open
+    paths: [/open]
+    plugins: [{{name: ip-restriction, config: {{allow: ["127.0.0.0/8"]}}}}]
+  - name: closed
+    paths: [/closed]
+    plugins: [{{name: ip-restriction, config: {{deny: ["127.0.0.1"], status: 401, message: "go away"}}}}]
+  - name: other
+    paths: [/other]
+    plugins: [{{name: ip-restriction, config: {{allow: ["10.0.0.0/8"]}}}}]
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    assert_eq!(
+        get(&c, &format!("{}/open", gw.url()), &[]).await.status,
+        200
+    );
+    let closed = get(&c, &format!("{}/closed", gw.url()), &[]).await;
+    assert_eq!(
+        (closed.status, closed.json()["message"].as_str().unwrap()),
+        (401, "go away")
+    );
+    let other = get(&c, &format!("{}/other", gw.url()), &[]).await;
+    assert_eq!(other.status, 403);
+    assert_eq!(other.json()["message"], "Your IP address is not allowed");
 }
