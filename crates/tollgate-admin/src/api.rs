@@ -49,13 +49,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
+        if bytes[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(h * 16 + l);
                 i += 3;
                 continue;
             }
@@ -599,6 +610,14 @@ impl AdminApi {
                 let mut input = self.decode(kind, ct, body)?;
                 let given = Self::parse_id(&mut input)?;
                 let path_id = Uuid::parse_str(key).ok();
+                if existing.is_none()
+                    && parent.is_some()
+                    && path_id.is_some()
+                    && self.cp.find(kind, key, None).is_some()
+                {
+                    // That id belongs to another parent's child: never move it here.
+                    return Err(AdminError::NotFound);
+                }
                 let id = existing
                     .as_ref()
                     .map(|e| e.id)

@@ -150,6 +150,17 @@ pub enum Op {
 fn doc_from_config(config: &Config, created_at: i64) -> Doc {
     let mut doc = empty_doc();
     for (kind, mut body) in kinds::render_all(config) {
+        // Clear basic-auth passwords from a declarative file are stored and
+        // shown hashed, as Kong's `_transform` does.
+        if kind == Kind::BasicAuth {
+            if let Some(Value::String(pw)) = body.get("password") {
+                if !pw.starts_with("$argon2") {
+                    if let Ok(h) = crate::password::hash(pw) {
+                        body.insert("password".into(), Value::String(h));
+                    }
+                }
+            }
+        }
         body.insert("created_at".into(), json!(created_at));
         body.insert("updated_at".into(), json!(created_at));
         if let Some(a) = array_mut(&mut doc, kind) {
@@ -440,14 +451,20 @@ impl ControlPlane {
                 validate(&inner.doc, "admin").map_err(|e| map_issues(e, &inner.doc, target))?;
             // Plugin configs are stored complete, defaults included, as Kong returns them.
             for p in &config.plugins {
-                if let Some(i) = position(&inner.doc, Kind::Plugins, p.id) {
-                    if let Some(Value::Object(b)) =
-                        array_mut(&mut inner.doc, Kind::Plugins).and_then(|a| a.get_mut(i))
-                    {
-                        if b.get("config") != Some(&p.config) {
-                            b.insert("config".into(), p.config.clone());
-                        }
+                let Some(i) = position(&inner.doc, Kind::Plugins, p.id) else {
+                    continue;
+                };
+                let Some(slot) =
+                    array_mut(&mut inner.doc, Kind::Plugins).and_then(|a| a.get_mut(i))
+                else {
+                    continue;
+                };
+                if slot.get("config") != Some(&p.config) {
+                    let before = slot.clone();
+                    if let Value::Object(b) = slot {
+                        b.insert("config".into(), p.config.clone());
                     }
+                    undo.push(Undo::Replace(Kind::Plugins, i, before));
                 }
             }
             let config = Arc::new(config);

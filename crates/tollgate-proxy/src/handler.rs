@@ -277,6 +277,9 @@ async fn proxy(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
+    // Hop-by-hop headers go first, so a client's `Connection: x-consumer-id`
+    // cannot delete what plugins set below.
+    headers::remove_hop_by_hop(&mut parts.headers, upgrade);
     let mut plugin_headers = Vec::new();
     if !entry.plugins.is_empty() {
         let (early, extra) = access_phase(entry, &mut parts, conn);
@@ -290,7 +293,6 @@ async fn proxy(
         }
     }
     let h = &mut parts.headers;
-    headers::remove_hop_by_hop(h, upgrade);
     h.remove(header::EXPECT);
     forwarded(h, conn, fwd_host, fwd_path, prefix);
     h.insert(X_REQUEST_ID, request_id.clone());
@@ -334,6 +336,10 @@ async fn proxy(
         tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
     }
     let (mut parts, body) = response.into_parts();
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        // Chunked framing wins over a Content-Length sent alongside it.
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     let h = &mut parts.headers;
     headers::remove_hop_by_hop(h, switching);
     h.insert(X_REQUEST_ID, request_id.clone());

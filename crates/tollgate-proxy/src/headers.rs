@@ -135,7 +135,12 @@ pub fn millis_value(ms: u128) -> HeaderValue {
 /// Whether a request asks for a protocol upgrade (`Connection: upgrade` +
 /// `Upgrade: x`).
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
+    // Only WebSocket is tunnelled (as Kong): an `Upgrade: h2c` or other
+    // protocol would hand the client a raw connection to the backend that
+    // bypasses routing and plugins for every later request on it.
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
         && headers
             .get_all(header::CONNECTION)
             .iter()

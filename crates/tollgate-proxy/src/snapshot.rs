@@ -169,7 +169,16 @@ fn plugin_chain(
             }
         }
     }
-    let mut list: Vec<PluginSlot> = slots.into_values().map(|(s, _, _)| s).collect();
+    let mut list: Vec<PluginSlot> = slots
+        .into_values()
+        .map(|(mut s, best, levels)| {
+            // A consumer-scoped instance only wins when its scope is more
+            // specific than the general one (Kong's precedence list).
+            s.by_consumer
+                .retain(|c, _| levels.get(c).is_some_and(|l| *l < best));
+            s
+        })
+        .collect();
     // Kong: priority descending, ties by name descending.
     list.sort_by(|a, b| {
         b.priority

@@ -189,8 +189,6 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     let cp = control_plane(&settings, Some(handle.clone()))?;
     std::fs::create_dir_all(&settings.prefix)
         .with_context(|| format!("prefix {}", settings.prefix.display()))?;
-    std::fs::write(pid_path(&settings), format!("{}\n", std::process::id()))
-        .with_context(|| format!("writing {}", pid_path(&settings).display()))?;
 
     let access_log = match &settings.access_log {
         AccessLogTarget::Off => None,
@@ -273,6 +271,10 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let ready = Arc::new(AtomicBool::new(true));
+    // The pid file is written once every listener is bound (so `reload`
+    // never signals a node that failed to start).
+    std::fs::write(pid_path(&settings), format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", pid_path(&settings).display()))?;
     let admin_thread = {
         let (api, shared, rx) = (api.clone(), shared.clone(), shutdown_rx.clone());
         std::thread::Builder::new()
@@ -376,6 +378,8 @@ fn admin_main(
         return;
     }
     lower_thread_priority();
+    // Its own connection budget, apart from the proxy's.
+    let shared = ProxyContext::new(shared.snapshot.clone(), shared.options.clone(), None);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -430,6 +434,9 @@ async fn control(
     shutdown_rx: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // Status answers keep their own connection budget: a flood of proxy
+    // connections must not make /status/ready unreachable.
+    let shared = ProxyContext::new(shared.snapshot.clone(), shared.options.clone(), None);
     let worker = Arc::new(Worker {
         shared,
         pool: Pool::new(PoolOptions::default()),

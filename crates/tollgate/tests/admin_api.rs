@@ -644,3 +644,34 @@ async fn root_status_and_tags_endpoints_answer() {
     let tags = get(&c, &format!("{admin}/tags/blue"), &[]).await.json();
     assert_eq!(tags["data"][0]["entity_name"], "services");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_percent_escapes_in_admin_paths_are_answered_not_crashed_on() {
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    assert_eq!(
+        post_form(&c, &format!("{admin}/consumers"), "username=a@b")
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        get(&c, &format!("{admin}/consumers/a%40b"), &[])
+            .await
+            .status,
+        200
+    );
+    let got = support::client::raw(
+        gw.admin.unwrap(),
+        "GET /consumers/%a\u{e9} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".as_bytes(),
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 404"), "{got}");
+    assert_eq!(
+        get(&c, &format!("{admin}/consumers/a%40b"), &[])
+            .await
+            .status,
+        200
+    );
+}

@@ -231,3 +231,85 @@ consumers:
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["headers"]["x-consumer-username"], "carol");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_anonymous_every_auth_plugin_must_pass_and_identity_headers_cannot_be_stripped() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes: [{{name: r, paths: [/]}}]
+  plugins: [{{name: key-auth}}, {{name: basic-auth}}]
+consumers:
+- username: dora
+  keyauth_credentials: [{{key: dora-key}}]
+  basicauth_credentials: [{{username: dora, password: pw}}]
+  jwt_secrets: [{{key: no-secret-iss, algorithm: HS256}}]
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let url = format!("{}/x", gw.url());
+    // key alone is not enough when basic-auth is also on the route (no anonymous).
+    assert_eq!(get(&c, &url, &[("apikey", "dora-key")]).await.status, 401);
+    // dora:pw
+    let both = get(
+        &c,
+        &url,
+        &[
+            ("apikey", "dora-key"),
+            ("authorization", "Basic ZG9yYTpwdw=="),
+            ("connection", "x-consumer-username, x-consumer-id"),
+        ],
+    )
+    .await;
+    assert_eq!(both.status, 200, "{}", both.text());
+    // A client's Connection header cannot delete what the auth plugins set.
+    assert_eq!(both.json()["headers"]["x-consumer-username"], "dora");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_credential_without_secret_never_verifies() {
+    use base64::Engine;
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes: [{{name: r, paths: [/]}}]
+  plugins: [{{name: jwt}}]
+consumers:
+- username: eve
+  jwt_secrets: [{{key: empty-iss, algorithm: HS256}}]
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    // HS256 over an empty key.
+    let enc = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let msg = format!(
+        "{}.{}",
+        enc(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
+        enc(serde_json::json!({"iss": "empty-iss"}))
+    );
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"").unwrap();
+    m.update(msg.as_bytes());
+    let token = format!(
+        "{msg}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    );
+    let got = get(
+        &http1(),
+        &format!("{}/x", gw.url()),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+    .await;
+    assert_eq!(got.status, 401, "{}", got.text());
+}

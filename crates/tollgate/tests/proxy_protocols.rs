@@ -165,3 +165,21 @@ async fn chunked_request_with_trailers_and_expect_continue() {
         "{rest}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_websocket_upgrades_are_tunnelled() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start(&one_service(&b.url()), &[]);
+    let got = raw(
+        gw.proxy,
+        b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    let lower = got.to_ascii_lowercase();
+    assert!(
+        !lower.contains("\"upgrade\""),
+        "Upgrade: h2c reached the backend: {got}"
+    );
+    assert!(!lower.contains("http2-settings"), "{got}");
+}

@@ -263,7 +263,10 @@ impl crate::runtime::Plugin for HmacAuth {
 
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
         use crate::runtime::{EarlyResponse, Flow, Identity};
-        if ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+        // Kong: with `anonymous` set (logical OR between auth plugins), a
+        // request another plugin already authenticated passes; without it,
+        // every auth plugin on the route must succeed.
+        if self.config.anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
             return Flow::Continue;
         }
         let failure = match self.check(ctx) {

@@ -224,7 +224,12 @@ impl Jwt {
         let owned;
         let decoding_key = match cred.algorithm {
             A::HS256 | A::HS384 | A::HS512 => {
-                let secret = cred.secret.as_deref().unwrap_or("");
+                // Never verify against an empty key: anyone could sign.
+                let secret = cred
+                    .secret
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| unauthorized("Invalid key/secret"))?;
                 owned = if self.config.secret_is_base64 {
                     DecodingKey::from_base64_secret(secret)
                         .map_err(|_| unauthorized("Invalid key/secret"))?
@@ -299,7 +304,10 @@ impl crate::runtime::Plugin for Jwt {
         if !self.config.run_on_preflight && ctx.method == http::Method::OPTIONS {
             return Flow::Continue;
         }
-        if ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+        // Kong: with `anonymous` set (logical OR between auth plugins), a
+        // request another plugin already authenticated passes; without it,
+        // every auth plugin on the route must succeed.
+        if self.config.anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
             return Flow::Continue;
         }
         let outcome = match self.token(ctx) {

@@ -121,7 +121,10 @@ impl crate::runtime::Plugin for KeyAuth {
         if !self.config.run_on_preflight && ctx.method == http::Method::OPTIONS {
             return Flow::Continue;
         }
-        if ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+        // Kong: with `anonymous` set (logical OR between auth plugins), a
+        // request another plugin already authenticated passes; without it,
+        // every auth plugin on the route must succeed.
+        if self.config.anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
             return Flow::Continue;
         }
         let failure = match self.find_key(ctx) {

@@ -317,7 +317,11 @@ impl RateLimiting {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
                 .unwrap_or_else(ip),
-            LimitBy::Path => ctx.uri.path().to_owned(),
+            // Kong: count by path only for the configured path, else by IP.
+            LimitBy::Path => match &self.config.path {
+                Some(p) if p == ctx.uri.path() => p.clone(),
+                _ => ip(),
+            },
         }
     }
 }

@@ -11,6 +11,9 @@ use std::sync::{Mutex, OnceLock};
 use uuid::Uuid;
 
 const SHARDS: usize = 64;
+/// Most live counters per shard (≈ 64 × 16,384 in all): past it, the
+/// counters closest to expiry are dropped first.
+const MAX_PER_SHARD: usize = 16_384;
 
 /// One counter: (plugin, identifier, window length in seconds, window start).
 type Key = (Uuid, String, u64, i64);
@@ -48,8 +51,14 @@ impl Counters {
     pub fn try_take(&self, key: Key, limit: u64, expires: i64, now: i64) -> (u64, bool) {
         let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
         shard.ops += 1;
-        if shard.ops.is_multiple_of(1024) {
+        if shard.ops.is_multiple_of(1024) || shard.counts.len() >= MAX_PER_SHARD {
             shard.counts.retain(|_, (_, exp)| *exp > now);
+        }
+        if shard.counts.len() >= MAX_PER_SHARD && !shard.counts.contains_key(&key) {
+            let mut expiries: Vec<i64> = shard.counts.values().map(|(_, e)| *e).collect();
+            expiries.sort_unstable();
+            let cut = expiries[expiries.len() / 4];
+            shard.counts.retain(|_, (_, exp)| *exp > cut);
         }
         let entry = shard.counts.entry(key).or_insert((0, expires));
         if entry.0 >= limit {

@@ -122,8 +122,14 @@ pub async fn send(
         }
         if !upgrade {
             if let Some(mut conn) = pool.checkout(&target.key) {
-                if !conn.sender.is_ready() && conn.sender.ready().await.is_err() {
-                    continue;
+                if !conn.sender.is_ready() {
+                    // Still finishing a previous exchange (e.g. an early answer
+                    // while a slow upload continues): wait a bounded time, then
+                    // leave it and use another connection.
+                    match tokio::time::timeout(service.connect_timeout, conn.sender.ready()).await {
+                        Ok(Ok(())) => {}
+                        _ => continue,
+                    }
                 }
                 conn.uses += 1;
                 match tokio::time::timeout(read_timeout, conn.sender.try_send_request(req)).await {
