@@ -109,6 +109,8 @@ enum Kind {
 pub struct ProxyBody {
     kind: Kind,
     log: Option<LogHandle>,
+    /// Set once the whole body was read (a request body fully sent upstream).
+    done: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl ProxyBody {
@@ -117,6 +119,7 @@ impl ProxyBody {
         ProxyBody {
             kind: Kind::Empty,
             log: None,
+            done: None,
         }
     }
 
@@ -125,6 +128,7 @@ impl ProxyBody {
         ProxyBody {
             kind: Kind::Full(Some(bytes)),
             log: None,
+            done: None,
         }
     }
 
@@ -133,6 +137,7 @@ impl ProxyBody {
         ProxyBody {
             kind: Kind::Incoming(body),
             log: None,
+            done: None,
         }
     }
 
@@ -141,7 +146,17 @@ impl ProxyBody {
         ProxyBody {
             kind: Kind::Upstream(body),
             log: None,
+            done: None,
         }
+    }
+
+    /// Sets `flag` once the body has been read to its end.
+    pub fn with_done_flag(mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        if self.is_end_stream() {
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.done = Some(flag);
+        self
     }
 
     /// Attaches the access-log record, written when this body is dropped
@@ -169,6 +184,9 @@ impl Body for ProxyBody {
                 .map(|o| o.map(|r| r.map_err(BodyError::Hyper))),
             Kind::Upstream(b) => b.poll_frame(cx),
         };
+        if let (Some(done), Poll::Ready(None)) = (this.done.as_ref(), &res) {
+            done.store(true, std::sync::atomic::Ordering::Release);
+        }
         if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (this.log.as_mut(), &res) {
             if let Some(d) = frame.data_ref() {
                 log.add_bytes(d.len() as u64);

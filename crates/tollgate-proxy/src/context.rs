@@ -101,9 +101,18 @@ pub struct ConnInfo {
     pub tls: bool,
     /// Whether the client is in trusted_ips.
     pub trusted: bool,
+    /// The connection's slot under `max_connections`; held as long as
+    /// anything (the connection, or a WebSocket tunnel born from it) lives.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl ConnInfo {
+    /// Attaches the connection's slot.
+    pub fn with_permit(mut self, permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        self.permit = Some(permit);
+        self
+    }
+
     /// Computes the facts for a new connection.
     pub fn new(client: SocketAddr, local: SocketAddr, tls: bool, trusted: &TrustedIps) -> Self {
         let ip = client.ip();
@@ -119,6 +128,7 @@ impl ConnInfo {
             port: local.port(),
             tls,
             trusted: trusted.contains(ip),
+            permit: None,
         }
     }
 }

@@ -195,7 +195,7 @@ fn route_names(entry: &RouteEntry) -> Names {
 
 async fn proxy(
     worker: &Worker,
-    conn: &ConnInfo,
+    conn: &Arc<ConnInfo>,
     snapshot: &Snapshot,
     mut req: Request<Incoming>,
     request_id: &HeaderValue,
@@ -281,9 +281,11 @@ async fn proxy(
     // cannot delete what plugins set below.
     headers::remove_hop_by_hop(&mut parts.headers, upgrade);
     let mut plugin_headers = Vec::new();
+    let mut strip_args = Vec::new();
     if !entry.plugins.is_empty() {
-        let (early, extra) = access_phase(entry, &mut parts, conn);
+        let (early, extra, strip) = access_phase(entry, &mut parts, conn);
         plugin_headers = extra;
+        strip_args = strip;
         if let Some(early) = early {
             let mut resp = crate::respond::early_response(early, request_id, &parts.headers);
             for (name, value) in plugin_headers {
@@ -304,7 +306,11 @@ async fn proxy(
             h.remove(header::HOST);
         }
     }
-    parts.uri = uri;
+    parts.uri = if strip_args.is_empty() {
+        uri
+    } else {
+        strip_query(uri, &strip_args)
+    };
     parts.version = Version::HTTP_11;
     let up_req = Request::from_parts(parts, ProxyBody::incoming(body));
 
@@ -333,7 +339,12 @@ async fn proxy(
             ));
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+        tokio::spawn(tunnel(
+            client_upgrade,
+            upstream_upgrade,
+            service.read_timeout,
+            Arc::clone(conn),
+        ));
     }
     let (mut parts, body) = response.into_parts();
     if parts.headers.contains_key(header::TRANSFER_ENCODING) {
@@ -379,6 +390,7 @@ fn access_phase(
 ) -> (
     Option<tollgate_plugins::runtime::EarlyResponse>,
     PluginHeaders,
+    Vec<String>,
 ) {
     use tollgate_plugins::runtime::{AccessCtx, Flow};
     let mut ctx = AccessCtx {
@@ -389,16 +401,36 @@ fn access_phase(
         identity: None,
         service: entry.route.service,
         response_headers: Vec::new(),
+        strip_query_args: Vec::new(),
     };
     for slot in entry.plugins.iter() {
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
         if let Some(plugin) = slot.for_consumer(consumer) {
             if let Flow::Respond(early) = plugin.access(&mut ctx) {
-                return (Some(early), ctx.response_headers);
+                return (Some(early), ctx.response_headers, Vec::new());
             }
         }
     }
-    (None, ctx.response_headers)
+    (None, ctx.response_headers, ctx.strip_query_args)
+}
+
+/// The upstream target without the named query arguments.
+fn strip_query(uri: Uri, names: &[String]) -> Uri {
+    let Some(q) = uri.query() else { return uri };
+    let kept: Vec<&str> = q
+        .split('&')
+        .filter(|p| {
+            !names
+                .iter()
+                .any(|n| p.split('=').next() == Some(n.as_str()))
+        })
+        .collect();
+    let mut target = uri.path().to_owned();
+    if !kept.is_empty() {
+        target.push('?');
+        target.push_str(&kept.join("&"));
+    }
+    Uri::from_maybe_shared(Bytes::from(target)).unwrap_or(uri)
 }
 
 /// Sets X-Forwarded-*, X-Real-IP and Via as Kong does; incoming values are
@@ -492,7 +524,17 @@ fn https_required(
 }
 
 /// Copies bytes both ways between an upgraded client and backend connection.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+///
+/// The tunnel ends when either side closes, or when nothing crossed it for
+/// `idle` (the service's read_timeout, as nginx's proxy_read_timeout for
+/// WebSockets). It holds the client connection's slot under
+/// `max_connections` (`conn`) for as long as it lives.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    idle: std::time::Duration,
+    conn: Arc<ConnInfo>,
+) {
     let (c, u) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
         Err(e) => {
@@ -502,9 +544,34 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     };
     let mut c = TokioIo::new(c);
     let mut u = TokioIo::new(u);
-    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
-        tracing::debug!("tunnel ended: {e}");
+    let mut buf_c = vec![0u8; 16 * 1024];
+    let mut buf_u = vec![0u8; 16 * 1024];
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let step = tokio::time::timeout(idle, async {
+            tokio::select! {
+                r = c.read(&mut buf_c) => match r {
+                    Ok(0) | Err(_) => Err(()),
+                    Ok(n) => u.write_all(&buf_c[..n]).await.map_err(|_| ()),
+                },
+                r = u.read(&mut buf_u) => match r {
+                    Ok(0) | Err(_) => Err(()),
+                    Ok(n) => c.write_all(&buf_u[..n]).await.map_err(|_| ()),
+                },
+            }
+        })
+        .await;
+        match step {
+            Ok(Ok(())) => continue,
+            Ok(Err(())) => break,
+            Err(_) => {
+                tracing::debug!(client = %conn.client, "tunnel idle for {idle:?}; closing");
+                break;
+            }
+        }
     }
+    let _ = c.shutdown().await;
+    let _ = u.shutdown().await;
 }
 
 #[cfg(test)]

@@ -95,12 +95,10 @@ pub async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok().or(local).unwrap_or(client);
-        let conn = Arc::new(ConnInfo::new(
-            client,
-            local,
-            false,
-            &worker.shared.options.trusted_ips,
-        ));
+        let conn = Arc::new(
+            ConnInfo::new(client, local, false, &worker.shared.options.trusted_ips)
+                .with_permit(permit),
+        );
         let h = handler.clone();
         let w = worker.clone();
         let svc = hyper::service::service_fn(move |req| h(w.clone(), conn.clone(), req));
@@ -113,7 +111,6 @@ pub async fn serve<H, F>(
             if let Err(e) = watched.await {
                 tracing::debug!(%client, "connection ended: {e}");
             }
-            drop(permit);
         });
     }
     drop(listener);

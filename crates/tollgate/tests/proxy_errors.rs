@@ -282,3 +282,23 @@ async fn client_disconnect_cancels_the_upstream_request() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_upload_longer_than_read_timeout_still_completes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backend::start("b").await;
+    let gw = Gateway::start(&service_at(b.addr, "  read_timeout: 400\n"), &[]);
+    let mut s = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    for chunk in [b"ab", b"cd", b"ef"] {
+        tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+        s.write_all(chunk).await.unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"body_len\":6"), "{text}");
+}

@@ -183,3 +183,42 @@ async fn only_websocket_upgrades_are_tunnelled() {
     );
     assert!(!lower.contains("http2-settings"), "{got}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_websocket_is_closed_after_the_read_timeout() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  read_timeout: 500\n  routes:\n  - paths: [/]\n",
+        b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let stream = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", gw.proxy), stream)
+        .await
+        .unwrap();
+    ws.send(Message::text("hi")).await.unwrap();
+    assert_eq!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "hi"
+    );
+    // Traffic keeps it open past the timeout…
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        ws.send(Message::text("again")).await.unwrap();
+        assert!(ws.next().await.unwrap().is_ok());
+    }
+    // …silence closes it.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(3), ws.next()).await;
+    match ended {
+        Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => {}
+        other => panic!("tunnel still open after idling: {other:?}"),
+    }
+}

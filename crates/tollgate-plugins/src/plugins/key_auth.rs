@@ -131,8 +131,13 @@ impl crate::runtime::Plugin for KeyAuth {
             Some((key, header)) => match self.dir.key(&key) {
                 Some((consumer, cred)) => {
                     if self.config.hide_credentials {
-                        if let Some(h) = header {
-                            ctx.headers.remove(h);
+                        match header {
+                            Some(h) => {
+                                ctx.headers.remove(h);
+                            }
+                            None => ctx
+                                .strip_query_args
+                                .extend(self.config.key_names.iter().cloned()),
                         }
                     }
                     let identity = Identity {

@@ -46,6 +46,9 @@ pub struct AccessCtx<'a> {
     /// Headers to add to the response, whether proxied or answered early
     /// (e.g. rate-limit headers).
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Query arguments to remove before the request goes upstream
+    /// (e.g. a key-auth key with `hide_credentials`).
+    pub strip_query_args: Vec<String>,
 }
 
 /// An answer a plugin gives instead of proxying.

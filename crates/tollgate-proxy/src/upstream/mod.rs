@@ -79,6 +79,27 @@ async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
 
 /// Maps a failed exchange: a stalled write is a timeout (504), a broken
 /// client body is the client's fault (400), anything else a bad answer (502).
+/// Waits for the response head. `read_timeout` counts from the end of the
+/// request body: while a slow upload is still being sent (guarded by the
+/// write timeout), waiting goes on.
+async fn await_head<F, T>(
+    fut: F,
+    read_timeout: Duration,
+    body_done: &std::sync::atomic::AtomicBool,
+) -> Result<T, ()>
+where
+    F: std::future::Future<Output = T>,
+{
+    tokio::pin!(fut);
+    loop {
+        match tokio::time::timeout(read_timeout, &mut fut).await {
+            Ok(v) => return Ok(v),
+            Err(_) if body_done.load(std::sync::atomic::Ordering::Acquire) => return Err(()),
+            Err(_) => continue,
+        }
+    }
+}
+
 fn send_error(e: &hyper::Error) -> ProxyError {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -102,12 +123,14 @@ fn send_error(e: &hyper::Error) -> ProxyError {
 pub async fn send(
     pool: &Arc<Pool>,
     service: &ServiceEntry,
-    mut req: Request<ProxyBody>,
+    req: Request<ProxyBody>,
     pick: usize,
     upgrade: bool,
     preserve_host: bool,
 ) -> Result<Answer, ProxyError> {
     let read_timeout = service.read_timeout;
+    let body_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut req = req.map(|b| b.with_done_flag(body_done.clone()));
     let mut attempt = 0usize;
     loop {
         let Some(target) = service.target(pick, attempt) else {
@@ -132,7 +155,8 @@ pub async fn send(
                     }
                 }
                 conn.uses += 1;
-                match tokio::time::timeout(read_timeout, conn.sender.try_send_request(req)).await {
+                match await_head(conn.sender.try_send_request(req), read_timeout, &body_done).await
+                {
                     Ok(Ok(response)) => {
                         return Ok(Answer {
                             response,
@@ -158,7 +182,7 @@ pub async fn send(
             Err(e) => return Err(e),
         };
         conn.uses += 1;
-        return match tokio::time::timeout(read_timeout, conn.sender.try_send_request(req)).await {
+        return match await_head(conn.sender.try_send_request(req), read_timeout, &body_done).await {
             Ok(Ok(response)) => Ok(Answer {
                 response,
                 returner: (!upgrade).then(|| Returner::new(pool.clone(), target.key.clone(), conn)),
