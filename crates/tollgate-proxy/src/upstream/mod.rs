@@ -85,7 +85,7 @@ async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
 async fn await_head<F, T>(
     fut: F,
     read_timeout: Duration,
-    body_done: &std::sync::atomic::AtomicBool,
+    body_done: Option<&std::sync::atomic::AtomicBool>,
 ) -> Result<T, ()>
 where
     F: std::future::Future<Output = T>,
@@ -94,7 +94,9 @@ where
     loop {
         match tokio::time::timeout(read_timeout, &mut fut).await {
             Ok(v) => return Ok(v),
-            Err(_) if body_done.load(std::sync::atomic::Ordering::Acquire) => return Err(()),
+            Err(_) if body_done.is_none_or(|d| d.load(std::sync::atomic::Ordering::Acquire)) => {
+                return Err(())
+            }
             Err(_) => continue,
         }
     }
@@ -129,8 +131,13 @@ pub async fn send(
     preserve_host: bool,
 ) -> Result<Answer, ProxyError> {
     let read_timeout = service.read_timeout;
-    let body_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut req = req.map(|b| b.with_done_flag(body_done.clone()));
+    // Requests without a body (most) need no completion flag: no allocation.
+    let body_done = (!http_body::Body::is_end_stream(req.body()))
+        .then(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let mut req = match &body_done {
+        Some(flag) => req.map(|b| b.with_done_flag(flag.clone())),
+        None => req,
+    };
     let mut attempt = 0usize;
     loop {
         let Some(target) = service.target(pick, attempt) else {
@@ -155,7 +162,12 @@ pub async fn send(
                     }
                 }
                 conn.uses += 1;
-                match await_head(conn.sender.try_send_request(req), read_timeout, &body_done).await
+                match await_head(
+                    conn.sender.try_send_request(req),
+                    read_timeout,
+                    body_done.as_deref(),
+                )
+                .await
                 {
                     Ok(Ok(response)) => {
                         return Ok(Answer {
@@ -182,7 +194,13 @@ pub async fn send(
             Err(e) => return Err(e),
         };
         conn.uses += 1;
-        return match await_head(conn.sender.try_send_request(req), read_timeout, &body_done).await {
+        return match await_head(
+            conn.sender.try_send_request(req),
+            read_timeout,
+            body_done.as_deref(),
+        )
+        .await
+        {
             Ok(Ok(response)) => Ok(Answer {
                 response,
                 returner: (!upgrade).then(|| Returner::new(pool.clone(), target.key.clone(), conn)),
