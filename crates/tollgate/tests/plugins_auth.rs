@@ -76,6 +76,8 @@ async fn basic_auth_lets_admin_with_mypassword_through_and_nobody_else() {
     .await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["headers"]["x-consumer-username"], "admin");
+    // Kong: basic-auth identifies the credential by its username.
+    assert_eq!(ok.json()["headers"]["x-credential-identifier"], "admin");
     // Cached verification: the second request is as good as the first.
     assert_eq!(
         get(
@@ -206,6 +208,18 @@ async fn key_auth_acl_and_consumer_scoped_plugins() {
     let t = get(&c, &url, &[("apikey", "alice-key")]).await;
     assert_eq!(t.status, 429);
     assert_eq!(t.json()["message"], "slow down");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anonymous_consumer_that_does_not_exist_is_a_500() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes: [{{name: r, paths: [/]}}]\n  plugins: [{{name: key-auth, config: {{anonymous: ghost}}}}]\n",
+        b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let got = get(&http1(), &format!("{}/x", gw.url()), &[]).await;
+    assert_eq!(got.status, 500, "{}", got.text());
 }
 
 #[tokio::test(flavor = "multi_thread")]

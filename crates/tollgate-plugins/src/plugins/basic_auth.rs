@@ -108,6 +108,7 @@ impl crate::runtime::Plugin for BasicAuth {
                 let identity = Identity {
                     consumer,
                     credential: Some(cred),
+                    identifier: Some(user.clone()),
                     anonymous: false,
                 };
                 crate::runtime::set_consumer_headers(ctx.headers, &identity);
@@ -115,20 +116,14 @@ impl crate::runtime::Plugin for BasicAuth {
                 return Flow::Continue;
             }
         }
-        if let Some(anon) = self
-            .config
-            .anonymous
-            .as_deref()
-            .and_then(|a| self.dir.consumer(a))
-        {
-            let identity = Identity {
-                consumer: anon,
-                credential: None,
-                anonymous: true,
-            };
-            crate::runtime::set_consumer_headers(ctx.headers, &identity);
-            ctx.identity = Some(identity);
-            return Flow::Continue;
+        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
+            Some(Ok(identity)) => {
+                crate::runtime::set_consumer_headers(ctx.headers, &identity);
+                ctx.identity = Some(identity);
+                return Flow::Continue;
+            }
+            Some(Err(e)) => return Flow::Respond(e),
+            None => {}
         }
         let challenge = format!("Basic realm=\"{}\"", self.config.realm);
         let mut r = EarlyResponse::message(http::StatusCode::UNAUTHORIZED, "Unauthorized");

@@ -173,6 +173,7 @@ impl HmacAuth {
             std::sync::Arc<crate::runtime::ConsumerInfo>,
             uuid::Uuid,
             http::HeaderName,
+            String,
         ),
         &'static str,
     > {
@@ -248,7 +249,7 @@ impl HmacAuth {
         if !crate::runtime::constant_time_eq(&expected, &given) {
             return Err("HMAC signature does not match");
         }
-        Ok((consumer, cred, header))
+        Ok((consumer, cred, header, params.username))
     }
 }
 
@@ -270,13 +271,14 @@ impl crate::runtime::Plugin for HmacAuth {
             return Flow::Continue;
         }
         let failure = match self.check(ctx) {
-            Ok((consumer, cred, header)) => {
+            Ok((consumer, cred, header, username)) => {
                 if self.config.hide_credentials {
                     ctx.headers.remove(header);
                 }
                 let identity = Identity {
                     consumer,
                     credential: Some(cred),
+                    identifier: Some(username),
                     anonymous: false,
                 };
                 crate::runtime::set_consumer_headers(ctx.headers, &identity);
@@ -285,20 +287,14 @@ impl crate::runtime::Plugin for HmacAuth {
             }
             Err(m) => m,
         };
-        if let Some(anon) = self
-            .config
-            .anonymous
-            .as_deref()
-            .and_then(|a| self.dir.consumer(a))
-        {
-            let identity = Identity {
-                consumer: anon,
-                credential: None,
-                anonymous: true,
-            };
-            crate::runtime::set_consumer_headers(ctx.headers, &identity);
-            ctx.identity = Some(identity);
-            return Flow::Continue;
+        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
+            Some(Ok(identity)) => {
+                crate::runtime::set_consumer_headers(ctx.headers, &identity);
+                ctx.identity = Some(identity);
+                return Flow::Continue;
+            }
+            Some(Err(e)) => return Flow::Respond(e),
+            None => {}
         }
         Flow::Respond(EarlyResponse::message(
             http::StatusCode::UNAUTHORIZED,

@@ -190,7 +190,11 @@ impl Jwt {
         &self,
         token: &str,
     ) -> Result<
-        (std::sync::Arc<crate::runtime::ConsumerInfo>, uuid::Uuid),
+        (
+            std::sync::Arc<crate::runtime::ConsumerInfo>,
+            uuid::Uuid,
+            String,
+        ),
         crate::runtime::EarlyResponse,
     > {
         use base64::Engine;
@@ -286,7 +290,7 @@ impl Jwt {
                 _ => return Err(unauthorized("exp exceeds maximum_expiration")),
             }
         }
-        Ok((consumer, cred.id))
+        Ok((consumer, cred.id, key.to_owned()))
     }
 }
 
@@ -315,10 +319,11 @@ impl crate::runtime::Plugin for Jwt {
             None => Err(unauthorized("Unauthorized")),
         };
         let failure = match outcome {
-            Ok((consumer, cred)) => {
+            Ok((consumer, cred, key)) => {
                 let identity = Identity {
                     consumer,
                     credential: Some(cred),
+                    identifier: Some(key),
                     anonymous: false,
                 };
                 crate::runtime::set_consumer_headers(ctx.headers, &identity);
@@ -327,20 +332,14 @@ impl crate::runtime::Plugin for Jwt {
             }
             Err(e) => e,
         };
-        if let Some(anon) = self
-            .config
-            .anonymous
-            .as_deref()
-            .and_then(|a| self.dir.consumer(a))
-        {
-            let identity = Identity {
-                consumer: anon,
-                credential: None,
-                anonymous: true,
-            };
-            crate::runtime::set_consumer_headers(ctx.headers, &identity);
-            ctx.identity = Some(identity);
-            return Flow::Continue;
+        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
+            Some(Ok(identity)) => {
+                crate::runtime::set_consumer_headers(ctx.headers, &identity);
+                ctx.identity = Some(identity);
+                return Flow::Continue;
+            }
+            Some(Err(e)) => return Flow::Respond(e),
+            None => {}
         }
         Flow::Respond(failure)
     }

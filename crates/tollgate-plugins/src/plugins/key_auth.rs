@@ -143,6 +143,7 @@ impl crate::runtime::Plugin for KeyAuth {
                     let identity = Identity {
                         consumer,
                         credential: Some(cred),
+                        identifier: None,
                         anonymous: false,
                     };
                     crate::runtime::set_consumer_headers(ctx.headers, &identity);
@@ -153,20 +154,14 @@ impl crate::runtime::Plugin for KeyAuth {
             },
             None => "No API key found in request",
         };
-        if let Some(anon) = self
-            .config
-            .anonymous
-            .as_deref()
-            .and_then(|a| self.dir.consumer(a))
-        {
-            let identity = Identity {
-                consumer: anon,
-                credential: None,
-                anonymous: true,
-            };
-            crate::runtime::set_consumer_headers(ctx.headers, &identity);
-            ctx.identity = Some(identity);
-            return Flow::Continue;
+        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
+            Some(Ok(identity)) => {
+                crate::runtime::set_consumer_headers(ctx.headers, &identity);
+                ctx.identity = Some(identity);
+                return Flow::Continue;
+            }
+            Some(Err(e)) => return Flow::Respond(e),
+            None => {}
         }
         let challenge = format!(
             "Key realm=\"{}\"",

@@ -392,7 +392,9 @@ impl crate::runtime::Plugin for RateLimiting {
                 }
             }
             // RateLimit-*: the window closest to its limit.
-            if let Some((_, limit, remaining, reset)) = state.iter().min_by_key(|(_, _, r, _)| *r) {
+            if let Some((_, limit, remaining, reset)) =
+                state.iter().rev().min_by_key(|(_, _, r, _)| *r)
+            {
                 ctx.response_headers.push((
                     HeaderName::from_static("ratelimit-limit"),
                     HeaderValue::from(*limit),

@@ -24,6 +24,9 @@ pub struct Identity {
     pub consumer: Arc<ConsumerInfo>,
     /// The credential used (None for the anonymous consumer).
     pub credential: Option<uuid::Uuid>,
+    /// `X-Credential-Identifier` as Kong sends it (the credential id for
+    /// key-auth, the username for basic-auth and hmac-auth, the key for jwt).
+    pub identifier: Option<String>,
     /// Whether this is the configured anonymous consumer.
     pub anonymous: bool,
 }
@@ -154,16 +157,37 @@ pub fn set_consumer_headers(headers: &mut HeaderMap, identity: &Identity) {
     set(headers, ID, Some(&c.id.to_string()));
     set(headers, USERNAME, c.username.as_deref());
     set(headers, CUSTOM_ID, c.custom_id.as_deref());
-    set(
-        headers,
-        CREDENTIAL,
-        identity.credential.map(|u| u.to_string()).as_deref(),
-    );
+    let identifier = identity
+        .identifier
+        .clone()
+        .or_else(|| identity.credential.map(|u| u.to_string()));
+    set(headers, CREDENTIAL, identifier.as_deref());
     if identity.anonymous {
         headers.insert(ANONYMOUS, HeaderValue::from_static("true"));
     } else {
         headers.remove(ANONYMOUS);
     }
+}
+
+/// The identity of the configured anonymous consumer; `Err` (Kong's 500)
+/// when `anonymous` names a consumer that does not exist.
+pub fn anonymous_identity(
+    anonymous: Option<&str>,
+    dir: &Directory,
+) -> Option<Result<Identity, EarlyResponse>> {
+    let name = anonymous?;
+    Some(match dir.consumer(name) {
+        Some(consumer) => Ok(Identity {
+            consumer,
+            credential: None,
+            identifier: None,
+            anonymous: true,
+        }),
+        None => Err(EarlyResponse::message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An unexpected error occurred",
+        )),
+    })
 }
 
 /// Compares secrets without leaking where they differ.
