@@ -40,7 +40,21 @@ type Doc = Value;
 struct Inner {
     store: Option<Box<dyn Store>>,
     doc: Doc,
+    /// DB-less: the document is rendered from `config` only when the Admin
+    /// API first reads it (a large declarative file costs no memory twice
+    /// unless someone looks).
+    stale: bool,
     config: Arc<Config>,
+}
+
+impl Inner {
+    fn doc(&mut self) -> &Doc {
+        if self.stale {
+            self.doc = doc_from_config(&self.config, now());
+            self.stale = false;
+        }
+        &self.doc
+    }
 }
 
 fn entry_of(body: &Map<String, Value>) -> Option<Entry> {
@@ -321,13 +335,19 @@ impl ControlPlane {
                     .map_err(|e| format!("stored configuration is invalid: {e}"))?;
                 (doc, Arc::new(config))
             }
-            (None, Some(config)) => (doc_from_config(&config, now()), config),
+            (None, Some(config)) => (empty_doc(), config),
             (None, None) => (empty_doc(), Arc::new(Config::default())),
         };
         let activate = prepare(config.clone())?;
         activate();
+        let stale = store.is_none();
         Ok(ControlPlane {
-            inner: Mutex::new(Inner { store, doc, config }),
+            inner: Mutex::new(Inner {
+                store,
+                doc,
+                stale,
+                config,
+            }),
             prepare,
         })
     }
@@ -348,7 +368,7 @@ impl ControlPlane {
 
     /// All entities of a kind, oldest first.
     pub fn list(&self, kind: Kind) -> Vec<Entry> {
-        bodies(&self.lock().doc, kind)
+        bodies(self.lock().doc(), kind)
             .filter_map(entry_of)
             .collect()
     }
@@ -356,7 +376,8 @@ impl ControlPlane {
     /// Finds an entity by id or endpoint key; `parent` (foreign key field and
     /// id) restricts to children of that entity (nested endpoints).
     pub fn find(&self, kind: Kind, id_or_key: &str, parent: Option<(&str, Uuid)>) -> Option<Entry> {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        let doc = inner.doc();
         // A UUID-looking value is tried as an id first, then as the endpoint
         // key (generated key-auth keys are 32 hex digits, which parse as UUIDs).
         let by_id = Uuid::parse_str(id_or_key).ok();
@@ -369,18 +390,18 @@ impl ControlPlane {
         };
         by_id
             .and_then(|id| {
-                bodies(&inner.doc, kind)
+                bodies(doc, kind)
                     .filter(in_scope)
                     .find(|b| id_of(b) == Some(id))
             })
-            .or_else(|| bodies(&inner.doc, kind).filter(in_scope).find(by_key))
+            .or_else(|| bodies(doc, kind).filter(in_scope).find(by_key))
             .and_then(entry_of)
     }
 
     /// Entities of `kind` whose foreign key `field` is `parent`.
     pub fn children(&self, kind: Kind, field: &str, parent: Uuid) -> Vec<Entry> {
-        let inner = self.lock();
-        bodies(&inner.doc, kind)
+        let mut inner = self.lock();
+        bodies(inner.doc(), kind)
             .filter(|b| foreign_key(b, field) == Some(parent))
             .filter_map(entry_of)
             .collect()
@@ -529,8 +550,15 @@ impl ControlPlane {
             f.insert("@entity".into(), json!([m]));
             AdminError::Declarative(m, f)
         })?;
-        let doc = doc_from_config(&config, now());
         let mut inner = self.lock();
+        if inner.store.is_none() {
+            // DB-less: nothing to persist; render lazily on the next read.
+            inner.stale = true;
+            inner.config = config;
+            activate();
+            return Ok(());
+        }
+        let doc = doc_from_config(&config, now());
         if let Some(store) = inner.store.as_mut() {
             let mut records = Vec::new();
             for kind in Kind::ALL {
@@ -557,7 +585,7 @@ impl ControlPlane {
 
     /// The configuration as a Kong declarative document (GET /config, db_export).
     pub fn export(&self) -> Value {
-        let mut doc = self.lock().doc.clone();
+        let mut doc = self.lock().doc().clone();
         if let Value::Object(m) = &mut doc {
             for (_, list) in m.iter_mut() {
                 if let Value::Array(items) = list {
