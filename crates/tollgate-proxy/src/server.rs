@@ -17,6 +17,26 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+/// Fails when `addr` is already in use by anyone, including another
+/// process's `SO_REUSEPORT` sockets (which a reuseport bind would silently
+/// share traffic with). Binding port 0 picks a free port and is not checked.
+pub fn ensure_free(addr: SocketAddr) -> std::io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let probe = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    probe.bind(&addr.into())
+}
+
 /// Binds a listening socket with `SO_REUSEPORT`, so every worker can bind its
 /// own socket on the same address and the kernel spreads connections.
 pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

@@ -144,6 +144,7 @@ fn bind_all(
     let mut per_worker: Vec<Vec<std::net::TcpListener>> =
         (0..workers).map(|_| Vec::new()).collect();
     for addr in listens {
+        server::ensure_free(*addr).with_context(|| format!("{what}_listen {addr}"))?;
         let first =
             server::bind_reuseport(*addr).with_context(|| format!("{what}_listen {addr}"))?;
         let actual = first.local_addr()?;
@@ -160,6 +161,32 @@ fn bind_all(
         per_worker[0].push(first);
     }
     Ok(per_worker)
+}
+
+/// Writes `<prefix>/tollgate.pid` under an exclusive lock held for the
+/// node's lifetime (the returned file).
+fn write_pid_file(settings: &Settings) -> anyhow::Result<std::fs::File> {
+    use std::io::Write;
+    let path = pid_path(settings);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let other = std::fs::read_to_string(&path).unwrap_or_default();
+        anyhow::bail!(
+            "another node is running with prefix {} (pid {})",
+            settings.prefix.display(),
+            other.trim()
+        );
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(file)
 }
 
 fn run_inner(settings: Settings) -> anyhow::Result<()> {
@@ -272,9 +299,9 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         .build()?;
     let ready = Arc::new(AtomicBool::new(true));
     // The pid file is written once every listener is bound (so `reload`
-    // never signals a node that failed to start).
-    std::fs::write(pid_path(&settings), format!("{}\n", std::process::id()))
-        .with_context(|| format!("writing {}", pid_path(&settings).display()))?;
+    // never signals a node that failed to start), and stays locked while the
+    // node runs: a second node on the same prefix is refused.
+    let _pid_lock = write_pid_file(&settings)?;
     let admin_thread = {
         let (api, shared, rx) = (api.clone(), shared.clone(), shutdown_rx.clone());
         std::thread::Builder::new()

@@ -231,3 +231,42 @@ async fn websockets_and_keepalive_connections_survive_a_reload() {
     send.ready().await.unwrap();
     assert_eq!(send.send_request(req()).await.unwrap().status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_node_cannot_share_a_port_or_a_prefix() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start(&config(&b.url(), "/"), &[]);
+    let run = |port: String, prefix: std::path::PathBuf| {
+        Command::new(binary())
+            .arg("run")
+            .env("TOLLGATE_DATABASE", "off")
+            .env("TOLLGATE_PROXY_LISTEN", port)
+            .env("TOLLGATE_ADMIN_LISTEN", "off")
+            .env("TOLLGATE_STATUS_LISTEN", "off")
+            .env("TOLLGATE_PREFIX", prefix)
+            .output()
+            .unwrap()
+    };
+    let other = temp_dir("second-node");
+    let out = run(gw.proxy.to_string(), other.join("p"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run("127.0.0.1:0".into(), gw.dir.join("prefix"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another node is running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first node still serves.
+    assert_eq!(
+        get(&http1(), &format!("{}/x", gw.url()), &[]).await.status,
+        200
+    );
+    let _ = std::fs::remove_dir_all(other);
+}
