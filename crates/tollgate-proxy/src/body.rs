@@ -26,6 +26,9 @@ pub enum BodyError {
     /// The backend sent nothing for longer than `read_timeout`.
     #[error("upstream read timed out")]
     ReadTimeout,
+    /// The client's body went past the allowed size.
+    #[error("request body too large")]
+    TooLarge,
 }
 
 /// A backend response body with read timeout and pool return.
@@ -111,6 +114,8 @@ pub struct ProxyBody {
     log: Option<LogHandle>,
     /// Set once the whole body was read (a request body fully sent upstream).
     done: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Bytes still allowed through (request-size-limiting).
+    remaining: Option<u64>,
 }
 
 impl ProxyBody {
@@ -120,6 +125,7 @@ impl ProxyBody {
             kind: Kind::Empty,
             log: None,
             done: None,
+            remaining: None,
         }
     }
 
@@ -129,6 +135,7 @@ impl ProxyBody {
             kind: Kind::Full(Some(bytes)),
             log: None,
             done: None,
+            remaining: None,
         }
     }
 
@@ -138,6 +145,7 @@ impl ProxyBody {
             kind: Kind::Incoming(body),
             log: None,
             done: None,
+            remaining: None,
         }
     }
 
@@ -147,7 +155,14 @@ impl ProxyBody {
             kind: Kind::Upstream(body),
             log: None,
             done: None,
+            remaining: None,
         }
+    }
+
+    /// Cuts the body with [`BodyError::TooLarge`] past `limit` bytes.
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.remaining = Some(limit);
+        self
     }
 
     /// Sets `flag` once the body has been read to its end.
@@ -184,6 +199,13 @@ impl Body for ProxyBody {
                 .map(|o| o.map(|r| r.map_err(BodyError::Hyper))),
             Kind::Upstream(b) => b.poll_frame(cx),
         };
+        if let (Some(remaining), Poll::Ready(Some(Ok(frame)))) = (this.remaining.as_mut(), &res) {
+            let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+            if n > *remaining {
+                return Poll::Ready(Some(Err(BodyError::TooLarge)));
+            }
+            *remaining -= n;
+        }
         if let (Some(done), Poll::Ready(None)) = (this.done.as_ref(), &res) {
             done.store(true, std::sync::atomic::Ordering::Release);
         }

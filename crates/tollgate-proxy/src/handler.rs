@@ -282,10 +282,12 @@ async fn proxy(
     headers::remove_hop_by_hop(&mut parts.headers, upgrade);
     let mut plugin_headers = Vec::new();
     let mut strip_args = Vec::new();
+    let mut body_limit = None;
     if !entry.plugins.is_empty() {
-        let (early, extra, strip) = access_phase(entry, &mut parts, conn);
+        let (early, extra, strip, limit) = access_phase(entry, &mut parts, conn);
         plugin_headers = extra;
         strip_args = strip;
+        body_limit = limit;
         if let Some(early) = early {
             let mut resp = crate::respond::early_response(early, request_id, &parts.headers);
             for (name, value) in plugin_headers {
@@ -312,7 +314,11 @@ async fn proxy(
         strip_query(uri, &strip_args)
     };
     parts.version = Version::HTTP_11;
-    let up_req = Request::from_parts(parts, ProxyBody::incoming(body));
+    let mut up_body = ProxyBody::incoming(body);
+    if let Some(limit) = body_limit {
+        up_body = up_body.with_limit(limit);
+    }
+    let up_req = Request::from_parts(parts, up_body);
 
     let proxy_latency = start.elapsed();
     let pick = service.pick();
@@ -391,6 +397,7 @@ fn access_phase(
     Option<tollgate_plugins::runtime::EarlyResponse>,
     PluginHeaders,
     Vec<String>,
+    Option<u64>,
 ) {
     use tollgate_plugins::runtime::{AccessCtx, Flow};
     let mut ctx = AccessCtx {
@@ -402,16 +409,22 @@ fn access_phase(
         service: entry.route.service,
         response_headers: Vec::new(),
         strip_query_args: Vec::new(),
+        body_limit: None,
     };
     for slot in entry.plugins.iter() {
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
         if let Some(plugin) = slot.for_consumer(consumer) {
             if let Flow::Respond(early) = plugin.access(&mut ctx) {
-                return (Some(early), ctx.response_headers, Vec::new());
+                return (Some(early), ctx.response_headers, Vec::new(), None);
             }
         }
     }
-    (None, ctx.response_headers, ctx.strip_query_args)
+    (
+        None,
+        ctx.response_headers,
+        ctx.strip_query_args,
+        ctx.body_limit,
+    )
 }
 
 /// The upstream target without the named query arguments.

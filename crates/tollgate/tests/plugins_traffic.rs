@@ -179,3 +179,55 @@ services:
     assert_eq!(other.status, 403);
     assert_eq!(other.json()["message"], "Your IP address is not allowed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_size_limiting_and_correlation_id() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes: [{{name: r, paths: [/]}}]
+  plugins:
+  - {{name: request-size-limiting, config: {{allowed_payload_size: 10, size_unit: bytes}}}}
+  - {{name: correlation-id, config: {{echo_downstream: true}}}}
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let small = support::client::raw(
+        gw.proxy,
+        b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .await;
+    assert!(small.starts_with("HTTP/1.1 200"), "{small}");
+    // The backend saw the generated correlation id, and the client got it back.
+    let lower = small.to_ascii_lowercase();
+    assert!(lower.contains("kong-request-id: "), "{small}");
+    assert!(small.contains("\"kong-request-id\":\""), "{small}");
+
+    let declared = support::client::raw(gw.proxy, b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 50\r\nConnection: close\r\n\r\n0123456789012345678901234567890123456789012345678").await;
+    assert!(declared.starts_with("HTTP/1.1 413"), "{declared}");
+    assert!(
+        declared.contains("Request size limit exceeded"),
+        "{declared}"
+    );
+
+    let chunked = support::client::raw(
+        gw.proxy,
+        b"POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked}");
+
+    // An incoming id is kept.
+    let kept = support::client::get(
+        &http1(),
+        &format!("{}/k", gw.url()),
+        &[("kong-request-id", "mine-1")],
+    )
+    .await;
+    assert_eq!(kept.json()["headers"]["kong-request-id"], "mine-1");
+    assert_eq!(kept.header("kong-request-id"), Some("mine-1"));
+}

@@ -50,3 +50,78 @@ impl PluginSchema for CorrelationIdConfig {
         field("echo_downstream", Ty::Bool),
     ];
 }
+
+/// The correlation-id plugin at run time.
+#[derive(Debug)]
+pub struct CorrelationId {
+    config: CorrelationIdConfig,
+    header: http::HeaderName,
+}
+
+thread_local! {
+    /// Per-worker base and counter for the `uuid#counter` generator.
+    static COUNTER: std::cell::Cell<(u128, u64)> = std::cell::Cell::new((uuid::Uuid::new_v4().as_u128(), 0));
+}
+
+impl CorrelationId {
+    /// Builds the instance from a validated config.
+    pub fn new(config: &serde_json::Value) -> Option<Self> {
+        let config: CorrelationIdConfig = serde_json::from_value(config.clone()).ok()?;
+        let header = http::HeaderName::from_bytes(config.header_name.as_bytes()).ok()?;
+        Some(CorrelationId { config, header })
+    }
+
+    fn generate(&self, ctx: &crate::runtime::AccessCtx<'_>) -> String {
+        match self.config.generator {
+            Generator::Uuid => uuid::Uuid::new_v4().to_string(),
+            Generator::UuidCounter => COUNTER.with(|c| {
+                let (base, n) = c.get();
+                c.set((base, n + 1));
+                format!("{}#{}", uuid::Uuid::from_u128(base), n + 1)
+            }),
+            Generator::Tracker => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or(0);
+                format!(
+                    "{}-{}-{}-{}",
+                    ctx.client_ip,
+                    now,
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                )
+            }
+        }
+    }
+}
+
+impl crate::runtime::Plugin for CorrelationId {
+    fn name(&self) -> &'static str {
+        "correlation-id"
+    }
+
+    fn priority(&self) -> i32 {
+        100_001
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        let value = match ctx.headers.get(&self.header) {
+            Some(v) => v.clone(),
+            None => {
+                let id = self.generate(ctx);
+                match http::HeaderValue::from_str(&id) {
+                    Ok(v) => {
+                        ctx.headers.insert(self.header.clone(), v.clone());
+                        v
+                    }
+                    Err(_) => return crate::runtime::Flow::Continue,
+                }
+            }
+        };
+        if self.config.echo_downstream {
+            ctx.response_headers.push((self.header.clone(), value));
+        }
+        crate::runtime::Flow::Continue
+    }
+}

@@ -59,3 +59,62 @@ impl PluginSchema for RequestSizeLimitingConfig {
         field("require_content_length", Ty::Bool),
     ];
 }
+
+/// The request-size-limiting plugin at run time: a declared size above the
+/// limit is refused at once (413); a body without a declared size is
+/// counted as it streams and cut at the limit.
+#[derive(Debug)]
+pub struct RequestSizeLimiting {
+    limit: u64,
+    require_content_length: bool,
+}
+
+impl RequestSizeLimiting {
+    /// Builds the instance from a validated config.
+    pub fn new(config: &serde_json::Value) -> Option<Self> {
+        let config: RequestSizeLimitingConfig = serde_json::from_value(config.clone()).ok()?;
+        Some(RequestSizeLimiting {
+            limit: (config.allowed_payload_size.max(0) as u64)
+                .saturating_mul(config.size_unit.bytes()),
+            require_content_length: config.require_content_length,
+        })
+    }
+}
+
+impl crate::runtime::Plugin for RequestSizeLimiting {
+    fn name(&self) -> &'static str {
+        "request-size-limiting"
+    }
+
+    fn priority(&self) -> i32 {
+        951
+    }
+
+    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::{EarlyResponse, Flow};
+        let declared = ctx
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match declared {
+            Some(n) if n > self.limit => Flow::Respond(EarlyResponse::message(
+                http::StatusCode::PAYLOAD_TOO_LARGE,
+                "Request size limit exceeded",
+            )),
+            Some(_) => Flow::Continue,
+            None if self.require_content_length
+                && ctx.headers.contains_key(http::header::TRANSFER_ENCODING) =>
+            {
+                Flow::Respond(EarlyResponse::message(
+                    http::StatusCode::LENGTH_REQUIRED,
+                    "A valid Content-Length header is required",
+                ))
+            }
+            None => {
+                ctx.body_limit = Some(ctx.body_limit.map_or(self.limit, |l| l.min(self.limit)));
+                Flow::Continue
+            }
+        }
+    }
+}

@@ -52,6 +52,9 @@ pub struct AccessCtx<'a> {
     /// Query arguments to remove before the request goes upstream
     /// (e.g. a key-auth key with `hide_credentials`).
     pub strip_query_args: Vec<String>,
+    /// Most request body bytes allowed through (a body without a declared
+    /// size is cut there and the request answered 413).
+    pub body_limit: Option<u64>,
 }
 
 /// An answer a plugin gives instead of proxying.
@@ -122,6 +125,11 @@ pub fn instantiate(
             basic_auth::BasicAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }
         "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "request-size-limiting" => request_size_limiting::RequestSizeLimiting::new(cfg)
+            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "correlation-id" => {
+            correlation_id::CorrelationId::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
+        }
         "ip-restriction" => {
             ip_restriction::IpRestriction::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }

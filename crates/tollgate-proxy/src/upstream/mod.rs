@@ -110,8 +110,12 @@ fn send_error(e: &hyper::Error) -> ProxyError {
                 return ProxyError::new(ErrorKind::ReadTimeout, format!("upstream: {e}"));
             }
         }
-        if s.downcast_ref::<crate::body::BodyError>().is_some() {
-            return ProxyError::new(ErrorKind::BadRequest, format!("client body: {e}"));
+        if let Some(b) = s.downcast_ref::<crate::body::BodyError>() {
+            let kind = match b {
+                crate::body::BodyError::TooLarge => ErrorKind::BodyTooLarge,
+                _ => ErrorKind::BadRequest,
+            };
+            return ProxyError::new(kind, format!("client body: {e}"));
         }
         source = s.source();
     }
