@@ -231,3 +231,63 @@ services:
     assert_eq!(kept.json()["headers"]["kong-request-id"], "mine-1");
     assert_eq!(kept.header("kong-request-id"), Some("mine-1"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_answers_preflights_and_marks_allowed_origins() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes: [{{name: r, paths: [/]}}]
+  plugins:
+  - name: cors
+    config: {{origins: ["https://app.example", "https://.*\\.partner\\.example"], credentials: true, max_age: 600, exposed_headers: [x-total]}}
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let url = format!("{}/items", gw.url());
+    let pre = support::client::send(
+        &c,
+        "OPTIONS",
+        &url,
+        None,
+        &[
+            ("origin", "https://app.example"),
+            ("access-control-request-method", "PUT"),
+            ("access-control-request-headers", "x-a"),
+        ],
+    )
+    .await;
+    assert_eq!(pre.status, 200);
+    assert_eq!(
+        pre.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(pre.header("access-control-allow-credentials"), Some("true"));
+    assert!(pre
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("PUT"));
+    assert_eq!(pre.header("access-control-allow-headers"), Some("x-a"));
+    assert_eq!(pre.header("access-control-max-age"), Some("600"));
+    assert_eq!(
+        b.hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "preflight reached the backend"
+    );
+
+    let ok = get(&c, &url, &[("origin", "https://eu.partner.example")]).await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://eu.partner.example")
+    );
+    assert_eq!(ok.header("access-control-expose-headers"), Some("x-total"));
+    let other = get(&c, &url, &[("origin", "https://evil.example")]).await;
+    assert_eq!(other.status, 200);
+    assert!(other.header("access-control-allow-origin").is_none());
+}

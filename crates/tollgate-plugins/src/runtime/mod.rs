@@ -125,6 +125,7 @@ pub fn instantiate(
             basic_auth::BasicAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }
         "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "cors" => cors::Cors::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "request-size-limiting" => request_size_limiting::RequestSizeLimiting::new(cfg)
             .map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "correlation-id" => {
