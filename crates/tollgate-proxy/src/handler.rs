@@ -283,11 +283,13 @@ async fn proxy(
     let mut plugin_headers = Vec::new();
     let mut strip_args = Vec::new();
     let mut body_limit = None;
+    let mut identity = None;
     if !entry.plugins.is_empty() {
-        let (early, extra, strip, limit) = access_phase(entry, &mut parts, conn);
+        let (early, extra, strip, limit, who) = access_phase(entry, &mut parts, conn);
         plugin_headers = extra;
         strip_args = strip;
         body_limit = limit;
+        identity = who;
         if let Some(early) = early {
             let mut resp = crate::respond::early_response(early, request_id, &parts.headers);
             for (name, value) in plugin_headers {
@@ -364,6 +366,17 @@ async fn proxy(
     for (name, value) in plugin_headers {
         h.append(name, value);
     }
+    // header_filter phase (e.g. response-transformer), with the consumer's instances.
+    if !entry.plugins.is_empty() {
+        let consumer = identity
+            .as_ref()
+            .map(|i: &tollgate_plugins::runtime::Identity| i.consumer.id);
+        for slot in entry.plugins.iter() {
+            if let Some(p) = slot.for_consumer(consumer) {
+                p.header_filter(identity.as_ref(), h);
+            }
+        }
+    }
     h.insert(
         X_KONG_UPSTREAM_LATENCY,
         headers::millis_value(upstream_latency.as_millis()),
@@ -398,6 +411,7 @@ fn access_phase(
     PluginHeaders,
     Vec<String>,
     Option<u64>,
+    Option<tollgate_plugins::runtime::Identity>,
 ) {
     use tollgate_plugins::runtime::{AccessCtx, Flow};
     let mut ctx = AccessCtx {
@@ -415,7 +429,7 @@ fn access_phase(
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
         if let Some(plugin) = slot.for_consumer(consumer) {
             if let Flow::Respond(early) = plugin.access(&mut ctx) {
-                return (Some(early), ctx.response_headers, Vec::new(), None);
+                return (Some(early), ctx.response_headers, Vec::new(), None, None);
             }
         }
     }
@@ -424,6 +438,7 @@ fn access_phase(
         ctx.response_headers,
         ctx.strip_query_args,
         ctx.body_limit,
+        ctx.identity,
     )
 }
 

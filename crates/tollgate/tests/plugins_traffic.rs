@@ -291,3 +291,52 @@ services:
     assert_eq!(other.status, 200);
     assert!(other.header("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_and_response_transformers_edit_headers() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes: [{{name: r, paths: [/]}}]
+  plugins:
+  - name: request-transformer
+    config:
+      remove: {{headers: [x-drop]}}
+      rename: {{headers: ["x-old:x-new"]}}
+      replace: {{headers: ["x-rep:replaced"]}}
+      add: {{headers: ["x-added:1", "x-keep:not-used"]}}
+      append: {{headers: ["x-multi:two"]}}
+  - name: response-transformer
+    config:
+      remove: {{headers: [content-type]}}
+      add: {{headers: ["x-served-by:tollgate"]}}
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let got = get(
+        &http1(),
+        &format!("{}/t", gw.url()),
+        &[
+            ("x-drop", "1"),
+            ("x-old", "o"),
+            ("x-rep", "orig"),
+            ("x-keep", "mine"),
+            ("x-multi", "one"),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    let h = &got.json()["headers"];
+    assert!(h.get("x-drop").is_none(), "{h}");
+    assert!(h.get("x-old").is_none() && h["x-new"] == "o", "{h}");
+    assert_eq!(h["x-rep"], "replaced");
+    assert_eq!(h["x-added"], "1");
+    assert_eq!(h["x-keep"], "mine");
+    assert_eq!(h["x-multi"], "one, two");
+    assert!(got.header("content-type").is_none());
+    assert_eq!(got.header("x-served-by"), Some("tollgate"));
+}

@@ -68,3 +68,51 @@ impl PluginSchema for ResponseTransformerConfig {
         field("append", Ty::Record(TYPED)),
     ];
 }
+
+/// The response-transformer plugin at run time, for headers. A config that
+/// also edits the JSON body is not run by this version (the node warns).
+#[derive(Debug)]
+pub struct ResponseTransformer {
+    config: ResponseTransformerConfig,
+}
+
+impl ResponseTransformer {
+    /// Builds the instance from a validated config (headers only).
+    pub fn new(config: &serde_json::Value) -> Option<Self> {
+        let config: ResponseTransformerConfig = serde_json::from_value(config.clone()).ok()?;
+        let json = !config.remove.json.is_empty()
+            || !config.rename.json.is_empty()
+            || !config.replace.json.is_empty()
+            || !config.add.json.is_empty()
+            || !config.append.json.is_empty();
+        (!json).then_some(ResponseTransformer { config })
+    }
+}
+
+impl crate::runtime::Plugin for ResponseTransformer {
+    fn name(&self) -> &'static str {
+        "response-transformer"
+    }
+
+    fn priority(&self) -> i32 {
+        800
+    }
+
+    fn header_filter(
+        &self,
+        _identity: Option<&crate::runtime::Identity>,
+        headers: &mut http::HeaderMap,
+    ) {
+        use crate::plugins::request_transformer::{transform_headers, HeaderEdits};
+        transform_headers(
+            headers,
+            &HeaderEdits {
+                remove: &self.config.remove.headers,
+                rename: &self.config.rename.headers,
+                replace: &self.config.replace.headers,
+                add: &self.config.add.headers,
+                append: &self.config.append.headers,
+            },
+        );
+    }
+}

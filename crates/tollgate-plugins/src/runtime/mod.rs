@@ -126,6 +126,10 @@ pub fn instantiate(
         }
         "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "cors" => cors::Cors::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "response-transformer" => response_transformer::ResponseTransformer::new(cfg)
+            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "request-transformer" => request_transformer::RequestTransformer::new(cfg)
+            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "request-size-limiting" => request_size_limiting::RequestSizeLimiting::new(cfg)
             .map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "correlation-id" => {
