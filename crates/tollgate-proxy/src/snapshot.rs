@@ -135,6 +135,7 @@ fn plugin_chain(
     service: Option<Uuid>,
 ) -> Arc<[PluginSlot]> {
     let mut slots: BTreeMap<String, (PluginSlot, u8, HashMap<Uuid, u8>)> = BTreeMap::new();
+    let mut orderings: HashMap<String, serde_json::Value> = HashMap::new();
     for p in &config.plugins {
         let Some(instance) = instances.get(&p.id) else {
             continue;
@@ -165,6 +166,14 @@ fn plugin_chain(
                 if level < *best {
                     *best = level;
                     slot.default = Some(instance.clone());
+                    match &p.ordering {
+                        Some(o) => {
+                            orderings.insert(p.name.clone(), o.clone());
+                        }
+                        None => {
+                            orderings.remove(&p.name);
+                        }
+                    }
                 }
             }
         }
@@ -185,7 +194,67 @@ fn plugin_chain(
             .cmp(&a.priority)
             .then_with(|| b.name.cmp(&a.name))
     });
+    apply_ordering(&mut list, &orderings);
     list.into()
+}
+
+/// Kong Enterprise's `ordering: {before: {access: [names]}, after: {access: [names]}}`:
+/// moves a plugin ahead of (or behind) the named ones, keeping priority
+/// order otherwise. Contradictory (cyclic) constraints stop after a bounded
+/// number of moves and leave a deterministic order.
+fn apply_ordering(list: &mut Vec<PluginSlot>, orderings: &HashMap<String, serde_json::Value>) {
+    if orderings.is_empty() {
+        return;
+    }
+    let names = |o: &serde_json::Value, rel: &str| -> Vec<String> {
+        o.get(rel)
+            .and_then(|r| r.get("access"))
+            .and_then(|a| a.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut keys: Vec<&String> = orderings.keys().collect();
+    keys.sort();
+    let limit = list.len() * list.len() + 1;
+    for _ in 0..limit {
+        let mut moved = false;
+        for name in &keys {
+            let Some(o) = orderings.get(*name) else {
+                continue;
+            };
+            if let Some(i) = list.iter().position(|s| &s.name == *name) {
+                let target = names(o, "before")
+                    .iter()
+                    .filter_map(|other| list.iter().position(|s| &s.name == other))
+                    .filter(|j| *j < i)
+                    .min();
+                if let Some(j) = target {
+                    let slot = list.remove(i);
+                    list.insert(j, slot);
+                    moved = true;
+                }
+            }
+            if let Some(i) = list.iter().position(|s| &s.name == *name) {
+                let target = names(o, "after")
+                    .iter()
+                    .filter_map(|other| list.iter().position(|s| &s.name == other))
+                    .filter(|j| *j > i)
+                    .max();
+                if let Some(j) = target {
+                    let slot = list.remove(i);
+                    list.insert(j, slot);
+                    moved = true;
+                }
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
 }
 
 /// A route with its compiled service.

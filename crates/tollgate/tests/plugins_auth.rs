@@ -327,3 +327,42 @@ consumers:
     .await;
     assert_eq!(got.status, 401, "{}", got.text());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ordering_moves_a_plugin_ahead_of_the_priority_order() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes:
+  - name: plain
+    paths: [/plain]
+    plugins:
+    - {{name: key-auth}}
+    - {{name: request-termination, config: {{status_code: 503, message: maintenance}}}}
+  - name: ordered
+    paths: [/ordered]
+    plugins:
+    - {{name: key-auth}}
+    - name: request-termination
+      config: {{status_code: 503, message: maintenance}}
+      ordering: {{before: {{access: [key-auth]}}}}
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    // Priority order: key-auth (1250) answers first.
+    assert_eq!(
+        get(&c, &format!("{}/plain", gw.url()), &[]).await.status,
+        401
+    );
+    // `ordering` runs request-termination (2) before key-auth.
+    let got = get(&c, &format!("{}/ordered", gw.url()), &[]).await;
+    assert_eq!(
+        (got.status, got.json()["message"].as_str().unwrap()),
+        (503, "maintenance")
+    );
+}
