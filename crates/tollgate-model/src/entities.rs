@@ -307,6 +307,8 @@ pub struct Credential {
     pub fields: serde_json::Map<String, serde_json::Value>,
     /// Free-form tags.
     pub tags: Vec<String>,
+    /// Creation time (epoch seconds) when given; key-auth `ttl` counts from it.
+    pub created_at: Option<i64>,
 }
 
 /// A plugin instance (Kong's Plugin entity), global or scoped to a service,

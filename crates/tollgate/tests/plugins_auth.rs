@@ -366,3 +366,42 @@ services:
         (503, "maintenance")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_with_a_ttl_stops_working_when_it_expires() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    service_with_route(&c, &admin, &b).await;
+    assert_eq!(
+        post_form(&c, &format!("{admin}/consumers"), "username=tmp")
+            .await
+            .status,
+        201
+    );
+    let got = post_form(
+        &c,
+        &format!("{admin}/consumers/tmp/key-auth"),
+        "key=short-lived&ttl=2",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    assert_eq!(got.json()["ttl"], 2);
+    assert_eq!(
+        post_form(&c, &format!("{admin}/services/s/plugins"), "name=key-auth")
+            .await
+            .status,
+        201
+    );
+    let url = format!("{}/api/x", gw.url());
+    assert_eq!(
+        get(&c, &url, &[("apikey", "short-lived")]).await.status,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(
+        get(&c, &url, &[("apikey", "short-lived")]).await.status,
+        401
+    );
+}

@@ -234,6 +234,10 @@ fn credential(
     let fields = kind_values(ctx, &rec, kind);
     let tags = tags_field(ctx, &rec);
     timestamps(ctx, &rec);
+    let created_at = rec
+        .get("created_at")
+        .and_then(Value::as_f64)
+        .map(|t| t as i64);
 
     let parent = consumer.map(|c| c.to_string()).unwrap_or_default();
     let id = assign_id(b, &rec, kind.declarative_key(), None, &parent, value);
@@ -293,6 +297,7 @@ fn credential(
         kind,
         fields,
         tags,
+        created_at,
     });
 }
 

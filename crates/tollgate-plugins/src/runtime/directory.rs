@@ -93,10 +93,18 @@ fn jwt_cred(c: &tollgate_model::Credential) -> Option<(String, JwtCred)> {
 pub struct Directory {
     consumers: HashMap<Uuid, Arc<ConsumerInfo>>,
     by_username: HashMap<String, Uuid>,
-    keys: HashMap<String, (Uuid, Uuid)>,
+    /// key → (consumer, credential, expiry in epoch seconds for keys with a `ttl`).
+    keys: HashMap<String, (Uuid, Uuid, Option<i64>)>,
     basic: HashMap<String, BasicCred>,
     jwt: HashMap<String, JwtCred>,
     hmac: HashMap<String, (Uuid, Uuid, String)>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn field<'a>(
@@ -123,7 +131,13 @@ impl Directory {
                 }
                 CredentialKind::KeyAuth => {
                     if let Some(k) = field(&c.fields, "key") {
-                        keys.insert(k.to_owned(), (c.consumer, c.id));
+                        let expires = c
+                            .fields
+                            .get("ttl")
+                            .and_then(serde_json::Value::as_i64)
+                            .filter(|t| *t > 0)
+                            .map(|t| c.created_at.unwrap_or_else(now) + t);
+                        keys.insert(k.to_owned(), (c.consumer, c.id, expires));
                     }
                 }
                 CredentialKind::BasicAuth => {
@@ -193,8 +207,11 @@ impl Directory {
 
     /// The consumer and credential of a key-auth key.
     pub fn key(&self, key: &str) -> Option<(Arc<ConsumerInfo>, Uuid)> {
-        let (stored, (consumer, cred)) = self.keys.get_key_value(key)?;
+        let (stored, (consumer, cred, expires)) = self.keys.get_key_value(key)?;
         if !constant_time_eq(stored.as_bytes(), key.as_bytes()) {
+            return None;
+        }
+        if expires.is_some_and(|e| now() >= e) {
             return None;
         }
         Some((self.consumers.get(consumer)?.clone(), *cred))
