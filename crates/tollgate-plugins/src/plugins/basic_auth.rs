@@ -82,10 +82,7 @@ impl crate::runtime::Plugin for BasicAuth {
 
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
         use crate::runtime::{EarlyResponse, Flow, Identity};
-        // Kong: with `anonymous` set (logical OR between auth plugins), a
-        // request another plugin already authenticated passes; without it,
-        // every auth plugin on the route must succeed.
-        if self.config.anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+        if crate::runtime::skip_auth(ctx, self.config.anonymous.as_deref()) {
             return Flow::Continue;
         }
         let header = [
@@ -111,26 +108,15 @@ impl crate::runtime::Plugin for BasicAuth {
                     identifier: Some(user.clone()),
                     anonymous: false,
                 };
-                crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                ctx.identity = Some(identity);
-                return Flow::Continue;
+                return crate::runtime::authenticate(ctx, identity);
             }
-        }
-        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
-            Some(Ok(identity)) => {
-                crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                ctx.identity = Some(identity);
-                return Flow::Continue;
-            }
-            Some(Err(e)) => return Flow::Respond(e),
-            None => {}
         }
         let challenge = format!("Basic realm=\"{}\"", self.config.realm);
         let mut r = EarlyResponse::message(http::StatusCode::UNAUTHORIZED, "Unauthorized");
         if let Ok(v) = http::HeaderValue::from_str(&challenge) {
             r = r.with_header(http::header::WWW_AUTHENTICATE, v);
         }
-        Flow::Respond(r)
+        crate::runtime::reject(ctx, self.config.anonymous.as_deref(), &self.dir, r)
     }
 }
 

@@ -264,10 +264,7 @@ impl crate::runtime::Plugin for HmacAuth {
 
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
         use crate::runtime::{EarlyResponse, Flow, Identity};
-        // Kong: with `anonymous` set (logical OR between auth plugins), a
-        // request another plugin already authenticated passes; without it,
-        // every auth plugin on the route must succeed.
-        if self.config.anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+        if crate::runtime::skip_auth(ctx, self.config.anonymous.as_deref()) {
             return Flow::Continue;
         }
         let failure = match self.check(ctx) {
@@ -281,25 +278,12 @@ impl crate::runtime::Plugin for HmacAuth {
                     identifier: Some(username),
                     anonymous: false,
                 };
-                crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                ctx.identity = Some(identity);
-                return Flow::Continue;
+                return crate::runtime::authenticate(ctx, identity);
             }
             Err(m) => m,
         };
-        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
-            Some(Ok(identity)) => {
-                crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                ctx.identity = Some(identity);
-                return Flow::Continue;
-            }
-            Some(Err(e)) => return Flow::Respond(e),
-            None => {}
-        }
-        Flow::Respond(EarlyResponse::message(
-            http::StatusCode::UNAUTHORIZED,
-            failure,
-        ))
+        let failure = EarlyResponse::message(http::StatusCode::UNAUTHORIZED, failure);
+        crate::runtime::reject(ctx, self.config.anonymous.as_deref(), &self.dir, failure)
     }
 }
 

@@ -308,10 +308,7 @@ impl crate::runtime::Plugin for Jwt {
         if !self.config.run_on_preflight && ctx.method == http::Method::OPTIONS {
             return Flow::Continue;
         }
-        // Kong: with `anonymous` set (logical OR between auth plugins), a
-        // request another plugin already authenticated passes; without it,
-        // every auth plugin on the route must succeed.
-        if self.config.anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+        if crate::runtime::skip_auth(ctx, self.config.anonymous.as_deref()) {
             return Flow::Continue;
         }
         let outcome = match self.token(ctx) {
@@ -326,21 +323,10 @@ impl crate::runtime::Plugin for Jwt {
                     identifier: Some(key),
                     anonymous: false,
                 };
-                crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                ctx.identity = Some(identity);
-                return Flow::Continue;
+                return crate::runtime::authenticate(ctx, identity);
             }
             Err(e) => e,
         };
-        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
-            Some(Ok(identity)) => {
-                crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                ctx.identity = Some(identity);
-                return Flow::Continue;
-            }
-            Some(Err(e)) => return Flow::Respond(e),
-            None => {}
-        }
-        Flow::Respond(failure)
+        crate::runtime::reject(ctx, self.config.anonymous.as_deref(), &self.dir, failure)
     }
 }

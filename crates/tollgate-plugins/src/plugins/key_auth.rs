@@ -121,10 +121,7 @@ impl crate::runtime::Plugin for KeyAuth {
         if !self.config.run_on_preflight && ctx.method == http::Method::OPTIONS {
             return Flow::Continue;
         }
-        // Kong: with `anonymous` set (logical OR between auth plugins), a
-        // request another plugin already authenticated passes; without it,
-        // every auth plugin on the route must succeed.
-        if self.config.anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous) {
+        if crate::runtime::skip_auth(ctx, self.config.anonymous.as_deref()) {
             return Flow::Continue;
         }
         let failure = match self.find_key(ctx) {
@@ -146,23 +143,12 @@ impl crate::runtime::Plugin for KeyAuth {
                         identifier: None,
                         anonymous: false,
                     };
-                    crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                    ctx.identity = Some(identity);
-                    return Flow::Continue;
+                    return crate::runtime::authenticate(ctx, identity);
                 }
                 None => "Unauthorized",
             },
             None => "No API key found in request",
         };
-        match crate::runtime::anonymous_identity(self.config.anonymous.as_deref(), &self.dir) {
-            Some(Ok(identity)) => {
-                crate::runtime::set_consumer_headers(ctx.headers, &identity);
-                ctx.identity = Some(identity);
-                return Flow::Continue;
-            }
-            Some(Err(e)) => return Flow::Respond(e),
-            None => {}
-        }
         let challenge = format!(
             "Key realm=\"{}\"",
             self.config.realm.as_deref().unwrap_or("kong")
@@ -171,6 +157,6 @@ impl crate::runtime::Plugin for KeyAuth {
         if let Ok(v) = http::HeaderValue::from_str(&challenge) {
             r = r.with_header(http::header::WWW_AUTHENTICATE, v);
         }
-        Flow::Respond(r)
+        crate::runtime::reject(ctx, self.config.anonymous.as_deref(), &self.dir, r)
     }
 }

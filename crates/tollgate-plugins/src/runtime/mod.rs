@@ -182,25 +182,46 @@ pub fn set_consumer_headers(headers: &mut HeaderMap, identity: &Identity) {
     }
 }
 
-/// The identity of the configured anonymous consumer; `Err` (Kong's 500)
-/// when `anonymous` names a consumer that does not exist.
-pub fn anonymous_identity(
+/// Kong's OR between auth plugins: with `anonymous` set, a request another
+/// auth plugin already authenticated passes; without it, every auth plugin
+/// on the route must succeed.
+pub fn skip_auth(ctx: &AccessCtx<'_>, anonymous: Option<&str>) -> bool {
+    anonymous.is_some() && ctx.identity.as_ref().is_some_and(|i| !i.anonymous)
+}
+
+/// Records a successful authentication (identity and `X-Consumer-*` headers).
+pub fn authenticate(ctx: &mut AccessCtx<'_>, identity: Identity) -> Flow {
+    set_consumer_headers(ctx.headers, &identity);
+    ctx.identity = Some(identity);
+    Flow::Continue
+}
+
+/// A failed authentication: the configured anonymous consumer takes over
+/// (Kong's 500 when it does not exist); without one, `failure` is the answer.
+pub fn reject(
+    ctx: &mut AccessCtx<'_>,
     anonymous: Option<&str>,
     dir: &Directory,
-) -> Option<Result<Identity, EarlyResponse>> {
-    let name = anonymous?;
-    Some(match dir.consumer(name) {
-        Some(consumer) => Ok(Identity {
-            consumer,
-            credential: None,
-            identifier: None,
-            anonymous: true,
-        }),
-        None => Err(EarlyResponse::message(
+    failure: EarlyResponse,
+) -> Flow {
+    let Some(name) = anonymous else {
+        return Flow::Respond(failure);
+    };
+    match dir.consumer(name) {
+        Some(consumer) => authenticate(
+            ctx,
+            Identity {
+                consumer,
+                credential: None,
+                identifier: None,
+                anonymous: true,
+            },
+        ),
+        None => Flow::Respond(EarlyResponse::message(
             StatusCode::INTERNAL_SERVER_ERROR,
             "An unexpected error occurred",
         )),
-    })
+    }
 }
 
 /// Compares secrets without leaking where they differ.
