@@ -9,36 +9,13 @@ use support::backend::Backend;
 use support::client::{get, http1, post_form};
 use support::gateway::Gateway;
 
-async fn service_with_route(c: &support::client::HttpClient, admin: &str, backend: &Backend) {
-    assert_eq!(
-        post_form(
-            c,
-            &format!("{admin}/services"),
-            &format!("name=s&url={}", backend.url())
-        )
-        .await
-        .status,
-        201
-    );
-    assert_eq!(
-        post_form(
-            c,
-            &format!("{admin}/services/s/routes"),
-            "name=r&paths[]=/api"
-        )
-        .await
-        .status,
-        201
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn basic_auth_lets_admin_with_mypassword_through_and_nobody_else() {
     let b = Backend::start("b").await;
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
-    service_with_route(&c, &admin, &b).await;
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
     assert_eq!(
         post_form(&c, &format!("{admin}/consumers"), "username=admin")
             .await
@@ -117,7 +94,7 @@ async fn key_auth_acl_and_consumer_scoped_plugins() {
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
-    service_with_route(&c, &admin, &b).await;
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
     for (user, key, group) in [("alice", "alice-key", "ops"), ("bob", "bob-key", "dev")] {
         assert_eq!(
             post_form(
@@ -373,7 +350,7 @@ async fn a_key_with_a_ttl_stops_working_when_it_expires() {
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
-    service_with_route(&c, &admin, &b).await;
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
     assert_eq!(
         post_form(&c, &format!("{admin}/consumers"), "username=tmp")
             .await

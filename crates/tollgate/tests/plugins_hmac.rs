@@ -53,22 +53,7 @@ async fn hmac_auth_checks_signature_date_and_enforced_headers() {
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
-    assert_eq!(
-        post_form(
-            &c,
-            &format!("{admin}/services"),
-            &format!("name=s&url={}", b.url())
-        )
-        .await
-        .status,
-        201
-    );
-    assert_eq!(
-        post_form(&c, &format!("{admin}/services/s/routes"), "paths[]=/h")
-            .await
-            .status,
-        201
-    );
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/h").await;
     assert_eq!(
         post_form(&c, &format!("{admin}/consumers"), "username=alice")
             .await

@@ -52,22 +52,7 @@ async fn jwt_accepts_good_tokens_and_refuses_every_attack_case() {
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
-    assert_eq!(
-        post_form(
-            &c,
-            &format!("{admin}/services"),
-            &format!("name=s&url={}", b.url())
-        )
-        .await
-        .status,
-        201
-    );
-    assert_eq!(
-        post_form(&c, &format!("{admin}/services/s/routes"), "paths[]=/api")
-            .await
-            .status,
-        201
-    );
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
     assert_eq!(
         post_form(&c, &format!("{admin}/consumers"), "username=hs-user")
             .await

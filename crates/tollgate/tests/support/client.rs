@@ -138,3 +138,27 @@ pub async fn send_json(
     )
     .await
 }
+
+/// Creates service `s` (proxying to `backend_url`) and its route `r` on
+/// `path` through the Admin API at `admin`.
+pub async fn admin_service_with_route(
+    client: &HttpClient,
+    admin: &str,
+    backend_url: &str,
+    path: &str,
+) {
+    let got = post_form(
+        client,
+        &format!("{admin}/services"),
+        &format!("name=s&url={backend_url}"),
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let got = post_form(
+        client,
+        &format!("{admin}/services/s/routes"),
+        &format!("name=r&paths[]={path}"),
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+}
