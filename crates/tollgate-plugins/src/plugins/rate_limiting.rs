@@ -326,14 +326,35 @@ impl RateLimiting {
     }
 }
 
-fn title(unit: &str) -> &'static str {
+/// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` (static names: no
+/// allocation per request).
+fn window_headers(unit: &str) -> (http::HeaderName, http::HeaderName) {
+    use http::HeaderName as H;
     match unit {
-        "second" => "Second",
-        "minute" => "Minute",
-        "hour" => "Hour",
-        "day" => "Day",
-        "month" => "Month",
-        _ => "Year",
+        "second" => (
+            H::from_static("x-ratelimit-limit-second"),
+            H::from_static("x-ratelimit-remaining-second"),
+        ),
+        "minute" => (
+            H::from_static("x-ratelimit-limit-minute"),
+            H::from_static("x-ratelimit-remaining-minute"),
+        ),
+        "hour" => (
+            H::from_static("x-ratelimit-limit-hour"),
+            H::from_static("x-ratelimit-remaining-hour"),
+        ),
+        "day" => (
+            H::from_static("x-ratelimit-limit-day"),
+            H::from_static("x-ratelimit-remaining-day"),
+        ),
+        "month" => (
+            H::from_static("x-ratelimit-limit-month"),
+            H::from_static("x-ratelimit-remaining-month"),
+        ),
+        _ => (
+            H::from_static("x-ratelimit-limit-year"),
+            H::from_static("x-ratelimit-remaining-year"),
+        ),
     }
 }
 
@@ -378,18 +399,11 @@ impl crate::runtime::Plugin for RateLimiting {
         }
         if !self.config.hide_client_headers {
             for (unit, limit, remaining, _) in &state {
-                let t = title(unit);
-                if let Ok(n) = HeaderName::from_bytes(
-                    format!("x-ratelimit-limit-{}", t.to_ascii_lowercase()).as_bytes(),
-                ) {
-                    ctx.response_headers.push((n, HeaderValue::from(*limit)));
-                }
-                if let Ok(n) = HeaderName::from_bytes(
-                    format!("x-ratelimit-remaining-{}", t.to_ascii_lowercase()).as_bytes(),
-                ) {
-                    ctx.response_headers
-                        .push((n, HeaderValue::from(*remaining)));
-                }
+                let (limit_name, remaining_name) = window_headers(unit);
+                ctx.response_headers
+                    .push((limit_name, HeaderValue::from(*limit)));
+                ctx.response_headers
+                    .push((remaining_name, HeaderValue::from(*remaining)));
             }
             // RateLimit-*: the window closest to its limit.
             if let Some((_, limit, remaining, reset)) =
