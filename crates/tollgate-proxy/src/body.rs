@@ -8,14 +8,12 @@
 //! bytes it passed (for the access log, written when the body is dropped).
 
 use crate::access_log::LogHandle;
-use crate::upstream::pool::Returner;
+pub use crate::upstream::exchange::UpstreamBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use std::task::{Context, Poll};
 
 /// Why a body stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +21,9 @@ pub enum BodyError {
     /// The peer's stream failed (reset, bad framing, closed early).
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    /// The backend's body was cut short or badly framed.
+    #[error("upstream body: {0}")]
+    Backend(String),
     /// The backend sent nothing for longer than `read_timeout`.
     #[error("upstream read timed out")]
     ReadTimeout,
@@ -31,75 +32,10 @@ pub enum BodyError {
     TooLarge,
 }
 
-/// A backend response body with read timeout and pool return.
+/// What a [`ProxyBody`] carries. The backend body is held inline: boxing it
+/// would cost an allocation on every proxied request.
 #[derive(Debug)]
-pub struct UpstreamBody {
-    inner: Incoming,
-    read_timeout: Duration,
-    sleep: Option<Pin<Box<Sleep>>>,
-    returner: Option<Returner>,
-}
-
-impl UpstreamBody {
-    /// Wraps a backend body; `returner` gives the connection back on a clean end.
-    pub fn new(inner: Incoming, read_timeout: Duration, returner: Option<Returner>) -> Self {
-        let mut b = UpstreamBody {
-            inner,
-            read_timeout,
-            sleep: None,
-            returner,
-        };
-        if b.inner.is_end_stream() {
-            b.finish();
-        }
-        b
-    }
-
-    fn finish(&mut self) {
-        if let Some(r) = self.returner.take() {
-            r.give_back();
-        }
-    }
-
-    fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(s) = self.sleep.as_mut() {
-                    s.as_mut().reset(Instant::now() + self.read_timeout);
-                }
-                if self.inner.is_end_stream() {
-                    self.finish();
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.returner = None;
-                Poll::Ready(Some(Err(BodyError::Hyper(e))))
-            }
-            Poll::Ready(None) => {
-                self.finish();
-                Poll::Ready(None)
-            }
-            Poll::Pending => {
-                let timeout = self.read_timeout;
-                let sleep = self
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                ready!(sleep.as_mut().poll(cx));
-                self.returner = None;
-                Poll::Ready(Some(Err(BodyError::ReadTimeout)))
-            }
-        }
-    }
-}
-
-use std::future::Future;
-
-/// What a [`ProxyBody`] carries.
-#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Empty,
     Full(Option<Bytes>),
@@ -222,7 +158,7 @@ impl Body for ProxyBody {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
             Kind::Incoming(b) => b.is_end_stream(),
-            Kind::Upstream(b) => b.inner.is_end_stream(),
+            Kind::Upstream(b) => b.is_end_stream(),
         }
     }
 
@@ -231,7 +167,7 @@ impl Body for ProxyBody {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Incoming(b) => b.size_hint(),
-            Kind::Upstream(b) => b.inner.size_hint(),
+            Kind::Upstream(b) => b.size_hint(),
         }
     }
 }

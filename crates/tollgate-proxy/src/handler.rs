@@ -7,7 +7,7 @@
 //! dropped. Dropping this future (client gone) cancels the upstream request.
 
 use crate::access_log::LogRecord;
-use crate::body::{ProxyBody, UpstreamBody};
+use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers::{self, *};
@@ -336,29 +336,24 @@ async fn proxy(
     .map_err(|e| (e, names.clone()))?;
     let upstream_latency = start.elapsed() - proxy_latency;
 
-    let mut response = answer.response;
+    let response = answer.response;
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
-        let Some(client_upgrade) = client_upgrade else {
+        let (Some(client_upgrade), Some(upstream)) = (client_upgrade, answer.upgraded) else {
             // A 101 to a request that did not ask for it is broken framing.
             return Err((
                 ProxyError::new(ErrorKind::BadResponse, "unsolicited 101"),
                 names,
             ));
         };
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
         tokio::spawn(tunnel(
             client_upgrade,
-            upstream_upgrade,
+            upstream,
             service.read_timeout,
             Arc::clone(conn),
         ));
     }
     let (mut parts, body) = response.into_parts();
-    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
-        // Chunked framing wins over a Content-Length sent alongside it.
-        parts.headers.remove(header::CONTENT_LENGTH);
-    }
     let h = &mut parts.headers;
     headers::remove_hop_by_hop(h, switching);
     h.insert(X_REQUEST_ID, request_id.clone());
@@ -388,11 +383,7 @@ async fn proxy(
     let body = if switching {
         ProxyBody::empty()
     } else {
-        ProxyBody::upstream(UpstreamBody::new(
-            body,
-            service.read_timeout,
-            answer.returner,
-        ))
+        ProxyBody::upstream(body)
     };
     Ok((Response::from_parts(parts, body), names))
 }
@@ -559,22 +550,26 @@ fn https_required(
 /// `max_connections` (`conn`) for as long as it lives.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
+    upstream: (tokio::net::TcpStream, BytesMut),
     idle: std::time::Duration,
     conn: Arc<ConnInfo>,
 ) {
-    let (c, u) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = match client.await {
+        Ok(c) => c,
         Err(e) => {
             tracing::debug!("upgrade failed: {e}");
             return;
         }
     };
     let mut c = TokioIo::new(c);
-    let mut u = TokioIo::new(u);
+    let (mut u, early) = upstream;
+    // Bytes the backend sent right behind its 101 go first.
+    if !early.is_empty() && c.write_all(&early).await.is_err() {
+        return;
+    }
     let mut buf_c = vec![0u8; 16 * 1024];
     let mut buf_u = vec![0u8; 16 * 1024];
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let step = tokio::time::timeout(idle, async {
             tokio::select! {

@@ -1,34 +1,37 @@
 //! Talking to backends: connecting, sending a request on a pooled or fresh
 //! connection, and retrying on another connection or target when that is safe.
 
+mod chunked;
+pub mod codec;
+pub mod conn;
+pub mod exchange;
 pub mod pool;
-mod timed_io;
 
-use crate::body::ProxyBody;
+use crate::body::{BodyError, ProxyBody};
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::{ServiceEntry, TargetEntry};
-use http::{Request, Response};
-use hyper::body::Incoming;
-use pool::{Conn, Pool, Returner};
+use bytes::BytesMut;
+use codec::RequestFraming;
+use conn::Conn;
+use exchange::{ExchangeError, Pump, UpstreamBody};
+use http::{Method, Request, Response};
+use http_body::Body;
+use pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-/// A backend's answer, with what is needed to give its connection back.
+/// A backend's answer.
 #[derive(Debug)]
 pub struct Answer {
-    /// The response head and body.
-    pub response: Response<Incoming>,
-    /// Returns the connection to the pool once the body ended (None for upgrades).
-    pub returner: Option<Returner>,
+    /// The response head and its body, streamed from the backend connection.
+    pub response: Response<UpstreamBody>,
+    /// After a 101: the backend socket and bytes it sent past the head.
+    pub upgraded: Option<(TcpStream, BytesMut)>,
 }
 
-/// Opens a new HTTP/1.1 connection to `target`.
-pub async fn connect(
-    target: &TargetEntry,
-    timeout: Duration,
-    write_timeout: Duration,
-) -> Result<Conn, ProxyError> {
+/// Opens a new connection to `target`.
+pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Conn, ProxyError> {
     let stream = match tokio::time::timeout(timeout, open_tcp(target)).await {
         Ok(res) => res?,
         Err(_) => {
@@ -39,17 +42,7 @@ pub async fn connect(
         }
     };
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(timed_io::TimedIo::new(stream, write_timeout))
-        .await
-        .map_err(|e| ProxyError::new(ErrorKind::ConnectFailed, format!("handshake: {e}")))?;
-    let key = target.key.clone();
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(upstream = %key, "upstream connection ended: {e}");
-        }
-    });
-    Ok(Conn::new(sender))
+    Ok(Conn::new(stream))
 }
 
 async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
@@ -77,55 +70,90 @@ async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
     })
 }
 
-/// Maps a failed exchange: a stalled write is a timeout (504), a broken
-/// client body is the client's fault (400), anything else a bad answer (502).
-/// Waits for the response head. `read_timeout` counts from the end of the
-/// request body: while a slow upload is still being sent (guarded by the
-/// write timeout), waiting goes on.
-async fn await_head<F, T>(
-    fut: F,
-    read_timeout: Duration,
-    body_done: Option<&std::sync::atomic::AtomicBool>,
-) -> Result<T, ()>
-where
-    F: std::future::Future<Output = T>,
-{
-    tokio::pin!(fut);
-    loop {
-        match tokio::time::timeout(read_timeout, &mut fut).await {
-            Ok(v) => return Ok(v),
-            Err(_) if body_done.is_none_or(|d| d.load(std::sync::atomic::Ordering::Acquire)) => {
-                return Err(())
-            }
-            Err(_) => continue,
-        }
-    }
+/// Maps a failed exchange: a stalled backend is a timeout (504), a broken
+/// client body is the client's fault (400, or 413 past a size limit),
+/// anything else a bad answer (502).
+fn exchange_error(e: ExchangeError) -> ProxyError {
+    let kind = match &e {
+        ExchangeError::WriteTimeout | ExchangeError::ReadTimeout => ErrorKind::ReadTimeout,
+        ExchangeError::ClientBody(BodyError::TooLarge) => ErrorKind::BodyTooLarge,
+        ExchangeError::ClientBody(_) => ErrorKind::BadRequest,
+        _ => ErrorKind::BadResponse,
+    };
+    ProxyError::new(kind, format!("upstream: {e}"))
 }
 
-fn send_error(e: &hyper::Error) -> ProxyError {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return ProxyError::new(ErrorKind::ReadTimeout, format!("upstream: {e}"));
+/// How one attempt on one connection ended.
+enum Attempt {
+    Answered(Answer),
+    /// Failed before the backend answered anything and before the request
+    /// body was consumed: the request can go out again on another connection.
+    /// The flag says whether the whole head had been written.
+    Resend(ProxyBody, ExchangeError, bool),
+    Failed(ExchangeError),
+}
+
+/// Everything that stays the same across attempts.
+struct Outgoing<'a> {
+    head: &'a [u8],
+    method: &'a Method,
+    framing: RequestFraming,
+    upgrade: bool,
+    service: &'a ServiceEntry,
+}
+
+/// Sends the request on `conn` and waits for the response head.
+async fn attempt(
+    mut conn: Conn,
+    out: &Outgoing<'_>,
+    body: ProxyBody,
+    home: Option<(Arc<Pool>, pool::PoolKey)>,
+) -> Attempt {
+    conn.uses += 1;
+    if let Err(e) = exchange::write_all(&conn, out.head, out.service.write_timeout).await {
+        return Attempt::Resend(body, e, false);
+    }
+    let mut pump = (out.framing != RequestFraming::None)
+        .then(|| Pump::new(body, out.framing, out.service.write_timeout));
+    let head = exchange::read_head(
+        &mut conn,
+        &mut pump,
+        out.method,
+        out.upgrade,
+        out.service.read_timeout,
+    )
+    .await;
+    let head = match head {
+        Ok(h) => h,
+        Err(e @ (ExchangeError::Closed(0) | ExchangeError::Io(_))) => {
+            return match pump {
+                Some(p) if p.started => Attempt::Failed(e),
+                Some(p) => Attempt::Resend(p.into_body(), e, true),
+                None => Attempt::Resend(ProxyBody::empty(), e, true),
             }
         }
-        if let Some(b) = s.downcast_ref::<crate::body::BodyError>() {
-            let kind = match b {
-                crate::body::BodyError::TooLarge => ErrorKind::BodyTooLarge,
-                _ => ErrorKind::BadRequest,
-            };
-            return ProxyError::new(kind, format!("client body: {e}"));
-        }
-        source = s.source();
+        Err(e) => return Attempt::Failed(e),
+    };
+    if head.response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        let (parts, ()) = head.response.into_parts();
+        return Attempt::Answered(Answer {
+            response: Response::from_parts(parts, UpstreamBody::empty()),
+            upgraded: Some(conn.into_parts()),
+        });
     }
-    ProxyError::new(ErrorKind::BadResponse, format!("upstream: {e}"))
+    let body = UpstreamBody::new(conn, &head, pump, out.service.read_timeout, home);
+    let (parts, ()) = head.response.into_parts();
+    Attempt::Answered(Answer {
+        response: Response::from_parts(parts, body),
+        upgraded: None,
+    })
 }
 
 /// Sends `req` to the service: on a pooled connection when one is idle, else
-/// on a new one; connect failures are retried up to the service's `retries`,
+/// on a new one. A pooled connection the backend had closed is replaced by a
+/// new one; connect failures are retried up to the service's `retries`,
 /// moving to the next target each time. Waiting for the response head is
-/// bounded by `read_timeout`.
+/// bounded by `read_timeout`, counted from the end of the request body.
 pub async fn send(
     pool: &Arc<Pool>,
     service: &ServiceEntry,
@@ -134,83 +162,67 @@ pub async fn send(
     upgrade: bool,
     preserve_host: bool,
 ) -> Result<Answer, ProxyError> {
-    let read_timeout = service.read_timeout;
-    // Requests without a body (most) need no completion flag: no allocation.
-    let body_done = (!http_body::Body::is_end_stream(req.body()))
-        .then(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
-    let mut req = match &body_done {
-        Some(flag) => req.map(|b| b.with_done_flag(flag.clone())),
-        None => req,
-    };
-    let mut attempt = 0usize;
+    let (parts, body) = req.into_parts();
+    let framing = RequestFraming::choose(
+        &parts.method,
+        body.is_end_stream(),
+        body.size_hint().exact(),
+    );
+    let idempotent = parts.method.is_idempotent();
+    let mut body = body;
+    let mut head = Vec::with_capacity(512);
+    let mut attempt_no = 0usize;
+    let mut last_host: Option<&http::HeaderValue> = None;
     loop {
-        let Some(target) = service.target(pick, attempt) else {
+        let Some(target) = service.target(pick, attempt_no) else {
             return Err(ProxyError::new(
                 ErrorKind::NoPeer,
                 "no target with weight > 0",
             ));
         };
-        if !preserve_host {
-            req.headers_mut()
-                .insert(http::header::HOST, target.host_header.clone());
+        let host = if preserve_host {
+            parts.headers.get(http::header::HOST)
+        } else {
+            Some(&target.host_header)
+        };
+        if head.is_empty() || host != last_host {
+            codec::encode_request_head(&mut head, &parts, host, framing);
+            last_host = host;
         }
+        let out = Outgoing {
+            head: &head,
+            method: &parts.method,
+            framing,
+            upgrade,
+            service,
+        };
+        let home = (!upgrade).then(|| (pool.clone(), target.key.clone()));
         if !upgrade {
-            if let Some(mut conn) = pool.checkout(&target.key) {
-                if !conn.sender.is_ready() {
-                    // Still finishing a previous exchange (e.g. an early answer
-                    // while a slow upload continues): wait a bounded time, then
-                    // leave it and use another connection.
-                    match tokio::time::timeout(service.connect_timeout, conn.sender.ready()).await {
-                        Ok(Ok(())) => {}
-                        _ => continue,
+            if let Some(conn) = pool.checkout(&target.key) {
+                match attempt(conn, &out, body, home.clone()).await {
+                    Attempt::Answered(a) => return Ok(a),
+                    // The idle connection had been closed by the backend (a
+                    // keep-alive race): say it again on a fresh connection.
+                    Attempt::Resend(b, e, written) if idempotent || !written => {
+                        tracing::debug!("pooled connection failed, resending: {e}");
+                        body = b;
                     }
-                }
-                conn.uses += 1;
-                match await_head(
-                    conn.sender.try_send_request(req),
-                    read_timeout,
-                    body_done.as_deref(),
-                )
-                .await
-                {
-                    Ok(Ok(response)) => {
-                        return Ok(Answer {
-                            response,
-                            returner: Some(Returner::new(pool.clone(), target.key.clone(), conn)),
-                        })
-                    }
-                    Ok(Err(mut e)) => match e.take_message() {
-                        // Not sent (the idle connection had just closed): try a fresh one.
-                        Some(back) => req = back,
-                        None => return Err(send_error(e.error())),
-                    },
-                    Err(_) => return Err(ProxyError::new(ErrorKind::ReadTimeout, "response head")),
+                    Attempt::Resend(_, e, _) | Attempt::Failed(e) => return Err(exchange_error(e)),
                 }
             }
         }
-        let mut conn = match connect(target, service.connect_timeout, service.write_timeout).await {
+        let conn = match connect(target, service.connect_timeout).await {
             Ok(c) => c,
-            Err(e) if e.retryable && attempt < service.retries as usize => {
-                tracing::debug!(attempt, "retrying after: {e}");
-                attempt += 1;
+            Err(e) if e.retryable && attempt_no < service.retries as usize => {
+                tracing::debug!(attempt_no, "retrying after: {e}");
+                attempt_no += 1;
                 continue;
             }
             Err(e) => return Err(e),
         };
-        conn.uses += 1;
-        return match await_head(
-            conn.sender.try_send_request(req),
-            read_timeout,
-            body_done.as_deref(),
-        )
-        .await
-        {
-            Ok(Ok(response)) => Ok(Answer {
-                response,
-                returner: (!upgrade).then(|| Returner::new(pool.clone(), target.key.clone(), conn)),
-            }),
-            Ok(Err(e)) => Err(send_error(e.error())),
-            Err(_) => Err(ProxyError::new(ErrorKind::ReadTimeout, "response head")),
+        return match attempt(conn, &out, body, home).await {
+            Attempt::Answered(a) => Ok(a),
+            Attempt::Resend(_, e, _) | Attempt::Failed(e) => Err(exchange_error(e)),
         };
     }
 }

@@ -6,8 +6,7 @@
 //! connections. Keys are the backend identity (`host:port` as configured,
 //! plus TLS settings once upstream TLS exists).
 
-use crate::body::ProxyBody;
-use hyper::client::conn::http1::SendRequest;
+use super::conn::Conn;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,28 +36,6 @@ impl Default for PoolOptions {
     }
 }
 
-/// An HTTP/1.1 connection to a backend, ready for one request.
-#[derive(Debug)]
-pub struct Conn {
-    /// The request sender of the connection.
-    pub sender: SendRequest<ProxyBody>,
-    /// Requests already sent on this connection.
-    pub uses: u32,
-    /// When it went idle.
-    idle_since: Instant,
-}
-
-impl Conn {
-    /// Wraps a freshly opened connection.
-    pub fn new(sender: SendRequest<ProxyBody>) -> Self {
-        Conn {
-            sender,
-            uses: 0,
-            idle_since: Instant::now(),
-        }
-    }
-}
-
 /// The idle connections of one worker.
 #[derive(Debug, Default)]
 pub struct Pool {
@@ -80,9 +57,8 @@ impl Pool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(key)?;
         let now = Instant::now();
-        while let Some(c) = list.pop() {
-            if !c.sender.is_closed() && now.duration_since(c.idle_since) < self.options.idle_timeout
-            {
+        while let Some(mut c) = list.pop() {
+            if now.duration_since(c.idle_since) < self.options.idle_timeout && c.is_usable() {
                 return Some(c);
             }
         }
@@ -90,8 +66,8 @@ impl Pool {
     }
 
     /// Puts a connection back after its exchange ended cleanly.
-    fn give_back(&self, key: PoolKey, mut conn: Conn) {
-        if conn.sender.is_closed() || conn.uses >= self.options.max_requests {
+    pub fn give_back(&self, key: PoolKey, mut conn: Conn) {
+        if conn.uses >= self.options.max_requests {
             return;
         }
         conn.idle_since = Instant::now();
@@ -108,26 +84,5 @@ impl Pool {
     pub fn idle_count(&self, key: &str) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.get(key).map_or(0, Vec::len)
-    }
-}
-
-/// Gives a connection back to its pool when a response body ends cleanly;
-/// dropping it instead closes the connection.
-#[derive(Debug)]
-pub struct Returner {
-    pool: Arc<Pool>,
-    key: PoolKey,
-    conn: Conn,
-}
-
-impl Returner {
-    /// Prepares the return of `conn` to `pool` under `key`.
-    pub fn new(pool: Arc<Pool>, key: PoolKey, conn: Conn) -> Self {
-        Returner { pool, key, conn }
-    }
-
-    /// Returns the connection to the pool.
-    pub fn give_back(self) {
-        self.pool.give_back(self.key, self.conn);
     }
 }

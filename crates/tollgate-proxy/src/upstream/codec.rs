@@ -1,0 +1,438 @@
+//! HTTP/1.1 on the wire towards backends: the request head Tollgate writes,
+//! and the response head it reads back together with the framing of the body
+//! that follows it (RFC 9112 section 6).
+//!
+//! The response head is parsed with `httparse` straight out of the
+//! connection's read buffer; header values are slices of that buffer (no copy).
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode, Version};
+
+/// Most header lines accepted in a backend's response head.
+const MAX_HEADERS: usize = 100;
+/// Largest response head accepted (nginx's proxy_buffer_size is far smaller).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// A backend's answer that is not valid HTTP/1.1.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The head could not be parsed.
+    #[error("malformed response head: {0}")]
+    Malformed(#[from] httparse::Error),
+    /// The head is longer than [`MAX_HEAD_BYTES`].
+    #[error("response head larger than {MAX_HEAD_BYTES} bytes")]
+    HeadTooLarge,
+    /// A header name or value is not acceptable.
+    #[error("invalid response header")]
+    BadHeader,
+    /// Content-Length missing digits, or several that disagree.
+    #[error("invalid Content-Length")]
+    BadContentLength,
+    /// A chunk size line or chunk terminator is broken.
+    #[error("invalid chunked encoding")]
+    BadChunk,
+    /// A 101 answer to a request that did not ask to upgrade.
+    #[error("unsolicited 101 Switching Protocols")]
+    UnsolicitedUpgrade,
+}
+
+/// How the request body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// No body.
+    None,
+    /// `Content-Length: n` followed by n bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+impl RequestFraming {
+    /// The framing for a body of `exact` size (when known) sent with `method`.
+    pub fn choose(method: &Method, end_stream: bool, exact: Option<u64>) -> Self {
+        if end_stream {
+            // As curl and hyper do: methods that carry a body say it is empty.
+            return if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+                RequestFraming::Length(0)
+            } else {
+                RequestFraming::None
+            };
+        }
+        match exact {
+            Some(n) => RequestFraming::Length(n),
+            None => RequestFraming::Chunked,
+        }
+    }
+}
+
+/// Writes the request head into `buf`: the request line, `Host` first, every
+/// other header as given (minus any framing header), then the framing header.
+pub fn encode_request_head(
+    buf: &mut Vec<u8>,
+    parts: &http::request::Parts,
+    host: Option<&HeaderValue>,
+    framing: RequestFraming,
+) {
+    buf.clear();
+    buf.extend_from_slice(parts.method.as_str().as_bytes());
+    buf.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    buf.extend_from_slice(if target.is_empty() {
+        b"/"
+    } else {
+        target.as_bytes()
+    });
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(host) = host {
+        put_header(buf, b"host", host.as_bytes());
+    }
+    for (name, value) in &parts.headers {
+        if name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+        {
+            continue;
+        }
+        put_header(buf, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Length(n) => {
+            let mut digits = itoa_buf(n);
+            put_header(buf, b"content-length", digits.as_bytes_mut());
+        }
+        RequestFraming::Chunked => put_header(buf, b"transfer-encoding", b"chunked"),
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+fn put_header(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    buf.extend_from_slice(name);
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
+/// Decimal digits of `n` without allocating.
+struct Digits {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn as_bytes_mut(&mut self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+fn itoa_buf(mut n: u64) -> Digits {
+    let mut d = Digits {
+        buf: [0; 20],
+        start: 20,
+    };
+    loop {
+        d.start -= 1;
+        d.buf[d.start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return d;
+        }
+    }
+}
+
+/// How the body after a response head is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body (HEAD, 204, 304, 101, or `Content-Length: 0`).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the backend closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status, version and headers (body still on the wire).
+    pub response: Response<()>,
+    /// How the body is delimited.
+    pub framing: BodyFraming,
+    /// Whether the connection may carry another request afterwards.
+    pub keep_alive: bool,
+}
+
+/// What one parse attempt found in the buffer.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a whole head yet: read more.
+    Partial,
+    /// An interim 1xx answer (other than 101) was consumed; look again.
+    Interim,
+    /// A final head (or a 101); its bytes were taken out of the buffer.
+    Head(ResponseHead),
+}
+
+/// Parses a response head at the start of `buf`, taking its bytes out on
+/// success. `method` is the request's (a HEAD answer has no body) and
+/// `upgrade` whether it asked for a protocol switch.
+pub fn parse_response_head(
+    buf: &mut BytesMut,
+    method: &Method,
+    upgrade: bool,
+) -> Result<Parsed, CodecError> {
+    let mut slots =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)?;
+    let len = match parsed {
+        httparse::Status::Partial if buf.len() >= MAX_HEAD_BYTES => {
+            return Err(CodecError::HeadTooLarge)
+        }
+        httparse::Status::Partial => return Ok(Parsed::Partial),
+        httparse::Status::Complete(len) => len,
+    };
+    let code = resp.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code).map_err(|_| CodecError::BadHeader)?;
+    if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+        let _ = buf.split_to(len);
+        return Ok(Parsed::Interim);
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS && !upgrade {
+        return Err(CodecError::UnsolicitedUpgrade);
+    }
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    // Header values become slices of the frozen head: no copy.
+    let base = buf.as_ptr() as usize;
+    // Offsets fit in u32: the head is at most MAX_HEAD_BYTES long.
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = resp.headers.len();
+    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+        let n = (h.name.as_ptr() as usize - base) as u32;
+        let v = (h.value.as_ptr() as usize - base) as u32;
+        *span = (n, n + h.name.len() as u32, v, v + h.value.len() as u32);
+    }
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(count);
+    let mut content_length: Option<u64> = None;
+    let mut chunked = false;
+    let mut has_te = false;
+    let mut close = version == Version::HTTP_10;
+    for &(ns, ne, vs, ve) in &spans[..count] {
+        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
+        let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| CodecError::BadHeader)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+            .map_err(|_| CodecError::BadHeader)?;
+        if name == header::CONTENT_LENGTH {
+            let n = parse_content_length(value.as_bytes())?;
+            if content_length.is_some_and(|prev| prev != n) {
+                return Err(CodecError::BadContentLength);
+            }
+            content_length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            has_te = true;
+            // Only a final `chunked` coding delimits the body.
+            chunked = last_token(value.as_bytes()).eq_ignore_ascii_case(b"chunked");
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                    close = false;
+                }
+            }
+        }
+        headers.append(name, value);
+    }
+    let bodyless = *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::SWITCHING_PROTOCOLS;
+    let framing = if bodyless {
+        BodyFraming::Empty
+    } else if has_te {
+        // Transfer-Encoding overrides Content-Length; a message with both may
+        // be a smuggling attempt: never reuse the connection after it.
+        if content_length.is_some() {
+            headers.remove(header::CONTENT_LENGTH);
+            close = true;
+        }
+        if chunked {
+            BodyFraming::Chunked
+        } else {
+            close = true;
+            BodyFraming::UntilClose
+        }
+    } else {
+        match content_length {
+            Some(0) => BodyFraming::Empty,
+            Some(n) => BodyFraming::Length(n),
+            None => {
+                close = true;
+                BodyFraming::UntilClose
+            }
+        }
+    };
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    Ok(Parsed::Head(ResponseHead {
+        response,
+        framing,
+        keep_alive: !close && status != StatusCode::SWITCHING_PROTOCOLS,
+    }))
+}
+
+fn last_token(v: &[u8]) -> &[u8] {
+    v.rsplit(|b| *b == b',').next().unwrap_or(v).trim_ascii()
+}
+
+/// Parses a Content-Length value; a list of equal values (`5, 5`) is accepted
+/// as RFC 9110 allows, anything else is refused.
+fn parse_content_length(v: &[u8]) -> Result<u64, CodecError> {
+    let mut found: Option<u64> = None;
+    for part in v.split(|b| *b == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            return Err(CodecError::BadContentLength);
+        }
+        let n = part
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+        if found.is_some_and(|prev| prev != n) {
+            return Err(CodecError::BadContentLength);
+        }
+        found = Some(n);
+    }
+    found.ok_or(CodecError::BadContentLength)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str, method: Method) -> Result<Parsed, CodecError> {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        parse_response_head(&mut buf, &method, false)
+    }
+
+    fn head(raw: &str) -> ResponseHead {
+        match parse(raw, Method::GET) {
+            Ok(Parsed::Head(h)) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn content_length_body_on_a_keep_alive_connection() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello");
+        assert_eq!(h.framing, BodyFraming::Length(5));
+        assert!(h.keep_alive);
+        assert_eq!(h.response.headers()["x-a"], "b");
+        assert_eq!(h.response.headers()["content-length"], "5");
+    }
+
+    #[test]
+    fn chunked_wins_over_content_length_and_closes_the_connection() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Chunked);
+        assert!(!h.keep_alive);
+        assert!(!h.response.headers().contains_key("content-length"));
+    }
+
+    #[test]
+    fn conflicting_content_lengths_are_refused() {
+        assert!(parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            Method::GET
+        )
+        .is_err());
+        assert!(parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+            Method::GET
+        )
+        .is_err());
+        assert!(parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", Method::GET).is_err());
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::Length(5));
+    }
+
+    #[test]
+    fn no_length_means_until_close() {
+        let h = head("HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(h.framing, BodyFraming::UntilClose);
+        assert!(!h.keep_alive);
+    }
+
+    #[test]
+    fn http10_closes_unless_keep_alive() {
+        assert!(!head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
+        assert!(
+            head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n")
+                .keep_alive
+        );
+        assert!(
+            !head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").keep_alive
+        );
+    }
+
+    #[test]
+    fn head_and_304_have_no_body() {
+        match parse("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", Method::HEAD) {
+            Ok(Parsed::Head(h)) => assert_eq!(h.framing, BodyFraming::Empty),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            head("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n").framing,
+            BodyFraming::Empty
+        );
+    }
+
+    #[test]
+    fn interim_answers_are_skipped_and_partial_heads_wait() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"[..]);
+        assert!(matches!(
+            parse_response_head(&mut buf, &Method::GET, false),
+            Ok(Parsed::Interim)
+        ));
+        assert!(matches!(
+            parse_response_head(&mut buf, &Method::GET, false),
+            Ok(Parsed::Partial)
+        ));
+    }
+
+    #[test]
+    fn unsolicited_101_and_garbage_are_errors() {
+        assert!(parse("HTTP/1.1 101 Switching\r\n\r\n", Method::GET).is_err());
+        assert!(parse("HTTX/1.1 200 OK\r\n\r\n", Method::GET).is_err());
+        assert!(parse("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", Method::GET).is_err());
+    }
+
+    #[test]
+    fn request_head_puts_host_first_and_its_own_framing() {
+        let req = http::Request::post("/a?b=1")
+            .header("content-length", "3")
+            .header("host", "ignored")
+            .header("x-one", "1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let mut buf = Vec::new();
+        let host = HeaderValue::from_static("backend:8080");
+        encode_request_head(&mut buf, &parts, Some(&host), RequestFraming::Length(3));
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "POST /a?b=1 HTTP/1.1\r\nhost: backend:8080\r\nx-one: 1\r\ncontent-length: 3\r\n\r\n"
+        );
+    }
+}
