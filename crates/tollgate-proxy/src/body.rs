@@ -8,6 +8,7 @@
 //! bytes it passed (for the access log, written when the body is dropped).
 
 use crate::access_log::LogHandle;
+pub use crate::downstream::client_body::ClientBody;
 pub use crate::upstream::exchange::UpstreamBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -21,6 +22,9 @@ pub enum BodyError {
     /// The peer's stream failed (reset, bad framing, closed early).
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
+    /// The client's body was cut short, badly framed or too slow.
+    #[error("client body: {0}")]
+    Client(&'static str),
     /// The backend's body was cut short or badly framed.
     #[error("upstream body: {0}")]
     Backend(String),
@@ -40,6 +44,7 @@ enum Kind {
     Empty,
     Full(Option<Bytes>),
     Incoming(Incoming),
+    Client(ClientBody),
     Upstream(UpstreamBody),
 }
 
@@ -79,6 +84,16 @@ impl ProxyBody {
     pub fn incoming(body: Incoming) -> Self {
         ProxyBody {
             kind: Kind::Incoming(body),
+            log: None,
+            done: None,
+            remaining: None,
+        }
+    }
+
+    /// A client's HTTP/1 request body, read from its connection.
+    pub fn client(body: ClientBody) -> Self {
+        ProxyBody {
+            kind: Kind::Client(body),
             log: None,
             done: None,
             remaining: None,
@@ -133,6 +148,7 @@ impl Body for ProxyBody {
             Kind::Incoming(b) => Pin::new(b)
                 .poll_frame(cx)
                 .map(|o| o.map(|r| r.map_err(BodyError::Hyper))),
+            Kind::Client(b) => b.poll_frame(cx),
             Kind::Upstream(b) => b.poll_frame(cx),
         };
         if let (Some(remaining), Poll::Ready(Some(Ok(frame)))) = (this.remaining.as_mut(), &res) {
@@ -158,6 +174,7 @@ impl Body for ProxyBody {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
             Kind::Incoming(b) => b.is_end_stream(),
+            Kind::Client(b) => b.is_end_stream(),
             Kind::Upstream(b) => b.is_end_stream(),
         }
     }
@@ -167,6 +184,7 @@ impl Body for ProxyBody {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Kind::Incoming(b) => b.size_hint(),
+            Kind::Client(b) => b.size_hint(),
             Kind::Upstream(b) => b.size_hint(),
         }
     }

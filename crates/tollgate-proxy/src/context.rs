@@ -24,6 +24,8 @@ pub struct ProxyOptions {
     /// Time allowed to receive a request head, and to wait idle on a
     /// keep-alive connection for the next one (slowloris guard).
     pub client_header_timeout: Duration,
+    /// Longest wait between two reads of a request body (nginx's client_body_timeout).
+    pub client_body_timeout: Duration,
     /// HTTP/2 concurrent streams per connection.
     pub h2_max_concurrent_streams: u32,
     /// Most concurrent client connections on the node; further ones are closed at once.
@@ -40,6 +42,7 @@ impl Default for ProxyOptions {
             max_header_size: 32 * 1024,
             max_headers: 100,
             client_header_timeout: Duration::from_secs(60),
+            client_body_timeout: Duration::from_secs(60),
             h2_max_concurrent_streams: 128,
             max_connections: 16_384,
             drain_timeout: Duration::from_secs(30),

@@ -28,6 +28,8 @@ pub enum ErrorKind {
     BadRequest,
     /// The request target is longer than allowed.
     UriTooLong,
+    /// The request head has too many or too large header fields.
+    HeadersTooLarge,
     /// The request body exceeds the allowed size.
     BodyTooLarge,
     /// Could not connect to any backend.
@@ -65,6 +67,7 @@ impl ProxyError {
             ErrorKind::NoRoute
             | ErrorKind::BadRequest
             | ErrorKind::UriTooLong
+            | ErrorKind::HeadersTooLarge
             | ErrorKind::BodyTooLarge => (Fault::Downstream, false),
             ErrorKind::NoService => (Fault::Internal, false),
             ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout | ErrorKind::NameResolution => {
@@ -88,6 +91,7 @@ impl ProxyError {
             ErrorKind::NoService => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorKind::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::ConnectFailed | ErrorKind::BadResponse => StatusCode::BAD_GATEWAY,
             ErrorKind::ConnectTimeout | ErrorKind::ReadTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -102,6 +106,7 @@ impl ProxyError {
             ErrorKind::NoService => "no Service found with those values",
             ErrorKind::BadRequest => "Bad request",
             ErrorKind::UriTooLong => "Request-URI Too Large",
+            ErrorKind::HeadersTooLarge => "Request Header Or Cookie Too Large",
             ErrorKind::BodyTooLarge => "Request size limit exceeded",
             ErrorKind::ConnectFailed | ErrorKind::BadResponse => {
                 "An invalid response was received from the upstream server"
@@ -117,7 +122,13 @@ impl ProxyError {
     /// Whether the client connection must be closed after the answer
     /// (ambiguous framing: the rest of the stream cannot be trusted).
     pub fn closes_connection(&self) -> bool {
-        matches!(self.kind, ErrorKind::BadRequest | ErrorKind::BodyTooLarge)
+        matches!(
+            self.kind,
+            ErrorKind::BadRequest
+                | ErrorKind::BodyTooLarge
+                | ErrorKind::HeadersTooLarge
+                | ErrorKind::UriTooLong
+        )
     }
 }
 

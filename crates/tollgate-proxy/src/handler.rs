@@ -17,8 +17,6 @@ use crate::{request_id, upstream, SERVER_TOKEN, VIA_TOKEN};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -38,7 +36,7 @@ struct LogSeed {
 pub async fn handle(
     worker: Arc<Worker>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<ProxyBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
     let request_id = request_id::from_incoming(req.headers().get(X_REQUEST_ID));
@@ -116,7 +114,7 @@ fn attach_log(
 type Failure = (ProxyError, Names);
 
 /// Refuses ambiguous HTTP/1 framing (request smuggling guard).
-fn check_framing(req: &Request<Incoming>, max_uri_len: usize) -> Result<(), ProxyError> {
+fn check_framing(req: &Request<ProxyBody>, max_uri_len: usize) -> Result<(), ProxyError> {
     let h = req.headers();
     if req.version() <= Version::HTTP_11 {
         let cls = h.get_all(header::CONTENT_LENGTH);
@@ -157,7 +155,7 @@ fn check_framing(req: &Request<Incoming>, max_uri_len: usize) -> Result<(), Prox
 }
 
 /// The Host as sent (header, or `:authority` for HTTP/2), and without its port.
-fn request_host(req: &Request<Incoming>) -> (&str, Option<&HeaderValue>) {
+fn request_host(req: &Request<ProxyBody>) -> (&str, Option<&HeaderValue>) {
     let hv = req.headers().get(header::HOST);
     let full = match hv.and_then(|v| v.to_str().ok()) {
         Some(h) => h,
@@ -197,7 +195,7 @@ async fn proxy(
     worker: &Worker,
     conn: &Arc<ConnInfo>,
     snapshot: &Snapshot,
-    mut req: Request<Incoming>,
+    mut req: Request<ProxyBody>,
     request_id: &HeaderValue,
     start: Instant,
 ) -> Result<(Response<ProxyBody>, Names), Failure> {
@@ -274,7 +272,12 @@ async fn proxy(
         None
     };
     let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let client_upgrade = if upgrade {
+        req.extensions_mut()
+            .remove::<crate::downstream::ClientUpgrade>()
+    } else {
+        None
+    };
 
     let (mut parts, body) = req.into_parts();
     // Hop-by-hop headers go first, so a client's `Connection: x-consumer-id`
@@ -316,7 +319,7 @@ async fn proxy(
         strip_query(uri, &strip_args)
     };
     parts.version = Version::HTTP_11;
-    let mut up_body = ProxyBody::incoming(body);
+    let mut up_body = body;
     if let Some(limit) = body_limit {
         up_body = up_body.with_limit(limit);
     }
@@ -510,7 +513,7 @@ fn forwarded(
 fn https_required(
     entry: &RouteEntry,
     host: &str,
-    req: &Request<Incoming>,
+    req: &Request<ProxyBody>,
     request_id: &HeaderValue,
 ) -> Response<ProxyBody> {
     let code = entry.route.https_redirect_status_code;
@@ -549,23 +552,22 @@ fn https_required(
 /// WebSockets). It holds the client connection's slot under
 /// `max_connections` (`conn`) for as long as it lives.
 async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
+    client: crate::downstream::ClientUpgrade,
     upstream: (tokio::net::TcpStream, BytesMut),
     idle: std::time::Duration,
     conn: Arc<ConnInfo>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let c = match client.await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!("upgrade failed: {e}");
-            return;
-        }
+    let Some((mut c, client_early)) = client.socket().await else {
+        tracing::debug!("client upgrade did not complete");
+        return;
     };
-    let mut c = TokioIo::new(c);
     let (mut u, early) = upstream;
-    // Bytes the backend sent right behind its 101 go first.
+    // Bytes either side sent right behind the handshake go first.
     if !early.is_empty() && c.write_all(&early).await.is_err() {
+        return;
+    }
+    if !client_early.is_empty() && u.write_all(&client_early).await.is_err() {
         return;
     }
     let mut buf_c = vec![0u8; 16 * 1024];

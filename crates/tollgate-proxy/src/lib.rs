@@ -10,14 +10,18 @@
 
 pub mod access_log;
 pub mod body;
+pub mod chunked;
 pub mod context;
+pub mod downstream;
 pub mod error;
 pub mod handler;
 pub mod headers;
+pub mod pump;
 pub mod request_id;
 pub mod respond;
 pub mod server;
 pub mod snapshot;
+pub mod sock;
 pub mod status;
 pub mod trusted;
 pub mod upstream;

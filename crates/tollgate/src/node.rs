@@ -254,6 +254,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         max_uri_len: settings.max_uri_length,
         max_header_size: settings.max_header_size,
         client_header_timeout: settings.client_header_timeout,
+        client_body_timeout: settings.client_body_timeout,
         max_connections: settings.max_connections,
         drain_timeout: settings.drain_timeout,
         ..ProxyOptions::default()
@@ -347,7 +348,7 @@ fn worker_main(
         let mut tasks = Vec::new();
         for l in listeners {
             match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => tasks.push(tokio::spawn(server::serve(
+                Ok(l) => tasks.push(tokio::spawn(tollgate_proxy::downstream::serve(
                     l,
                     worker.clone(),
                     tollgate_proxy::handler::handle,

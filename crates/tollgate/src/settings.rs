@@ -65,6 +65,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Request head / keep-alive idle timeout.
     pub client_header_timeout: Duration,
+    /// Longest wait between two reads of a request body.
+    pub client_body_timeout: Duration,
     /// Drain timeout on shutdown.
     pub drain_timeout: Duration,
     /// Longest request target.
@@ -134,6 +136,7 @@ const NAMES: &[&str] = &[
     "trusted_ips",
     "max_connections",
     "client_header_timeout",
+    "client_body_timeout",
     "drain_timeout",
     "max_uri_length",
     "max_header_size",
@@ -289,6 +292,11 @@ impl Settings {
             max_connections: parse_num(&get("max_connections", "16384"), 1, 10_000_000)?,
             client_header_timeout: Duration::from_millis(parse_num(
                 &get("client_header_timeout", "60000"),
+                1,
+                3_600_000,
+            )? as u64),
+            client_body_timeout: Duration::from_millis(parse_num(
+                &get("client_body_timeout", "60000"),
                 1,
                 3_600_000,
             )? as u64),

@@ -55,23 +55,47 @@ async fn ambiguous_framing_is_refused_and_never_forwarded() {
     );
 }
 
-/// Content-Length together with Transfer-Encoding: chunked. hyper's parser
-/// drops the Content-Length before Tollgate sees the request, so the request
-/// cannot be refused with 400 here; what is guaranteed (RFC 9112 §6.3) is
-/// that only the chunked framing is used and forwarded and the client
-/// connection is closed after the answer, so nothing can be smuggled behind it.
+/// Content-Length together with Transfer-Encoding (in either order) is the
+/// classic smuggling shape: refused with 400, the connection closed, nothing
+/// forwarded, and nothing read behind it.
 #[tokio::test(flavor = "multi_thread")]
-async fn content_length_with_chunked_is_never_forwarded_ambiguously() {
-    let (_b, gw) = setup().await;
+async fn content_length_with_chunked_is_400_and_never_forwarded() {
+    let (b, gw) = setup().await;
     for req in [
         &b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"[..],
         &b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"[..],
     ] {
         let resp = raw(gw.proxy, req).await;
-        assert!(!resp.contains("content-length\":"), "Content-Length forwarded: {resp}");
+        assert!(status_line(&resp).starts_with("HTTP/1.1 400"), "{resp}");
+        assert!(resp.to_ascii_lowercase().contains("connection: close"), "{resp}");
         assert!(!resp.contains("/smuggled"), "a second request was read after an ambiguous one: {resp}");
         assert_eq!(resp.matches("HTTP/1.1 ").count(), 1, "{resp}");
     }
+    assert_eq!(
+        b.hits.load(Ordering::SeqCst),
+        0,
+        "an ambiguous request reached the backend"
+    );
+}
+
+/// Requests pipelined on one connection are answered in order, HTTP/1.0
+/// clients get an answer they can read, and a request body is read exactly
+/// to its length before the next request starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_requests_are_answered_in_order() {
+    let (b, gw) = setup().await;
+    let resp = raw(
+        gw.proxy,
+        b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /three HTTP/1.0\r\n\r\n",
+    )
+    .await;
+    let one = resp.find("\"uri\":\"/one\"").expect(&resp);
+    let two = resp.find("\"uri\":\"/two\"").expect(&resp);
+    let three = resp.find("\"uri\":\"/three\"").expect(&resp);
+    assert!(one < two && two < three, "{resp}");
+    assert_eq!(resp.matches("HTTP/1.1 200").count(), 3, "{resp}");
+    assert!(resp.contains("\"body_len\":5"), "{resp}");
+    assert_eq!(b.hits.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]

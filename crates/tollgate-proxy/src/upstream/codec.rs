@@ -29,9 +29,9 @@ pub enum CodecError {
     /// Content-Length missing digits, or several that disagree.
     #[error("invalid Content-Length")]
     BadContentLength,
-    /// A chunk size line or chunk terminator is broken.
-    #[error("invalid chunked encoding")]
-    BadChunk,
+    /// The chunked body is broken.
+    #[error(transparent)]
+    Chunked(#[from] crate::chunked::ChunkError),
     /// A 101 answer to a request that did not ask to upgrade.
     #[error("unsolicited 101 Switching Protocols")]
     UnsolicitedUpgrade,

@@ -4,14 +4,12 @@
 //! request body can be written while the response is read, from the same
 //! task, without a second task or a channel per request.
 
+use crate::sock::{self, READ_RESERVE};
 use bytes::BytesMut;
 use std::io::{self, IoSlice};
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// Room kept free in the read buffer before each read.
-const READ_RESERVE: usize = 16 * 1024;
 
 /// An HTTP/1.1 connection to a backend.
 #[derive(Debug)]
@@ -38,17 +36,7 @@ impl Conn {
 
     /// Reads more bytes into [`Conn::buf`]; `Ok(0)` is the end of the stream.
     pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < READ_RESERVE / 4 {
-            self.buf.reserve(READ_RESERVE);
-        }
-        loop {
-            match self.stream.try_read_buf(&mut self.buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.stream.poll_read_ready(cx))?;
-                }
-                res => return Poll::Ready(res),
-            }
-        }
+        sock::poll_fill(&self.stream, &mut self.buf, cx, READ_RESERVE)
     }
 
     /// Writes some of `bufs`, returning how many bytes went out.
@@ -57,14 +45,12 @@ impl Conn {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            match self.stream.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready!(self.stream.poll_write_ready(cx))?;
-                }
-                res => return Poll::Ready(res),
-            }
-        }
+        sock::poll_write(&self.stream, cx, bufs)
+    }
+
+    /// The socket.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
     }
 
     /// Whether an idle connection can carry a request: the backend has not

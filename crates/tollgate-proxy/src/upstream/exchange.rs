@@ -4,14 +4,15 @@
 //! body ([`UpstreamBody`]) to the client side, which reads it straight from
 //! the connection and gives the connection back to the pool at its end.
 
-use super::chunked::{self, ChunkedDecoder, Step};
-use super::codec::{self, BodyFraming, CodecError, Parsed, RequestFraming, ResponseHead};
+use super::codec::{self, BodyFraming, CodecError, Parsed, ResponseHead};
 use super::conn::Conn;
 use super::pool::{Pool, PoolKey};
-use crate::body::{BodyError, ProxyBody};
+use crate::body::BodyError;
+use crate::chunked::{ChunkedDecoder, Step};
+use crate::pump::{Pump, PumpError};
 use bytes::Bytes;
-use http::{HeaderMap, Method};
-use http_body::{Body, Frame, SizeHint};
+use http::Method;
+use http_body::{Frame, SizeHint};
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -43,134 +44,13 @@ pub enum ExchangeError {
     ClientBody(BodyError),
 }
 
-/// Writes a request body to the backend, one frame at a time.
-#[derive(Debug)]
-pub struct Pump {
-    body: ProxyBody,
-    chunked: bool,
-    /// Bytes waiting to be written: a chunk-size line, data, a terminator.
-    line: [u8; 18],
-    line_len: usize,
-    line_pos: usize,
-    data: Bytes,
-    tail: &'static [u8],
-    last: bool,
-    done: bool,
-    /// Whether a frame was taken from the body (it can no longer be resent).
-    pub started: bool,
-    write_timeout: Duration,
-    stall: Option<Pin<Box<Sleep>>>,
-}
-
-impl Pump {
-    /// A pump for `body` with the given framing (`None` framing: no pump).
-    pub fn new(body: ProxyBody, framing: RequestFraming, write_timeout: Duration) -> Self {
-        Pump {
-            body,
-            chunked: framing == RequestFraming::Chunked,
-            line: [0; 18],
-            line_len: 0,
-            line_pos: 0,
-            data: Bytes::new(),
-            tail: b"",
-            last: false,
-            done: false,
-            started: false,
-            write_timeout,
-            stall: None,
+impl From<PumpError> for ExchangeError {
+    fn from(e: PumpError) -> Self {
+        match e {
+            PumpError::Io(e) => ExchangeError::Io(e),
+            PumpError::WriteTimeout => ExchangeError::WriteTimeout,
+            PumpError::Body(b) => ExchangeError::ClientBody(b),
         }
-    }
-
-    /// Gives the body back (only meaningful while `started` is false).
-    pub fn into_body(self) -> ProxyBody {
-        self.body
-    }
-
-    fn pending_len(&self) -> usize {
-        (self.line_len - self.line_pos) + self.data.len() + self.tail.len()
-    }
-
-    /// Moves the body forward; `Ready(Ok)` once all of it was written.
-    pub fn poll(&mut self, conn: &Conn, cx: &mut Context<'_>) -> Poll<Result<(), ExchangeError>> {
-        loop {
-            if self.pending_len() > 0 {
-                let slices = [
-                    IoSlice::new(&self.line[self.line_pos..self.line_len]),
-                    IoSlice::new(&self.data),
-                    IoSlice::new(self.tail),
-                ];
-                match conn.poll_write(cx, &slices) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        self.stall = None;
-                        self.advance(n);
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
-                    Poll::Pending => {
-                        let timeout = self.write_timeout;
-                        let stall = self
-                            .stall
-                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                        if stall.as_mut().poll(cx).is_ready() {
-                            return Poll::Ready(Err(ExchangeError::WriteTimeout));
-                        }
-                        return Poll::Pending;
-                    }
-                }
-            }
-            if self.last {
-                self.done = true;
-                return Poll::Ready(Ok(()));
-            }
-            match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(ExchangeError::ClientBody(e))),
-                Poll::Ready(Some(Ok(frame))) => {
-                    self.started = true;
-                    match frame.into_data() {
-                        Ok(data) if data.is_empty() => {}
-                        Ok(data) => {
-                            if self.chunked {
-                                let (line, len) = chunked::size_line(data.len());
-                                self.line = line;
-                                self.line_len = len;
-                                self.line_pos = 0;
-                                self.tail = b"\r\n";
-                            }
-                            self.data = data;
-                        }
-                        Err(frame) => {
-                            if self.chunked {
-                                let trailers: Option<HeaderMap> = frame.into_trailers().ok();
-                                self.data = chunked::last_chunk(trailers.as_ref());
-                            }
-                            self.last = true;
-                        }
-                    }
-                }
-                Poll::Ready(None) => {
-                    if self.chunked {
-                        self.data = chunked::last_chunk(None);
-                    }
-                    self.last = true;
-                }
-            }
-        }
-    }
-
-    fn advance(&mut self, mut n: usize) {
-        let line_left = self.line_len - self.line_pos;
-        let k = n.min(line_left);
-        self.line_pos += k;
-        n -= k;
-        let k = n.min(self.data.len());
-        let _ = self.data.split_to(k);
-        n -= k;
-        let k = n.min(self.tail.len());
-        self.tail = &self.tail[k..];
     }
 }
 
@@ -229,10 +109,10 @@ pub async fn read_head(
     let deadline = tokio::time::sleep(read_timeout);
     tokio::pin!(deadline);
     poll_fn(|cx| {
-        if let Some(p) = pump.as_mut().filter(|p| !p.done) {
-            match p.poll(conn, cx) {
+        if let Some(p) = pump.as_mut().filter(|p| !p.is_done()) {
+            match p.poll(conn.stream(), cx) {
                 Poll::Ready(Ok(())) => deadline.as_mut().reset(Instant::now() + read_timeout),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => {}
             }
         }
@@ -252,7 +132,7 @@ pub async fn read_head(
             }
         }
         while deadline.as_mut().poll(cx).is_ready() {
-            if pump.as_ref().is_none_or(|p| p.done) {
+            if pump.as_ref().is_none_or(Pump::is_done) {
                 return Poll::Ready(Err(ExchangeError::ReadTimeout));
             }
             deadline.as_mut().reset(Instant::now() + read_timeout);
@@ -321,7 +201,7 @@ impl UpstreamBody {
         let mut b = UpstreamBody {
             conn: Some(conn),
             decoder,
-            pump: pump.filter(|p| !p.done).map(Box::new),
+            pump: pump.filter(|p| !p.is_done()).map(Box::new),
             keep_alive: head.keep_alive,
             read_timeout,
             sleep: None,
@@ -388,7 +268,7 @@ impl UpstreamBody {
             return Poll::Ready(None);
         };
         if let Some(p) = self.pump.as_mut() {
-            match p.poll(conn, cx) {
+            match p.poll(conn.stream(), cx) {
                 Poll::Ready(Ok(())) => self.pump = None,
                 Poll::Ready(Err(e)) => {
                     tracing::debug!("request body after an early answer: {e}");

@@ -1,7 +1,6 @@
 //! Talking to backends: connecting, sending a request on a pooled or fresh
 //! connection, and retrying on another connection or target when that is safe.
 
-mod chunked;
 pub mod codec;
 pub mod conn;
 pub mod exchange;
@@ -9,11 +8,12 @@ pub mod pool;
 
 use crate::body::{BodyError, ProxyBody};
 use crate::error::{ErrorKind, ProxyError};
+use crate::pump::{Framing, Pump};
 use crate::snapshot::{ServiceEntry, TargetEntry};
 use bytes::BytesMut;
 use codec::RequestFraming;
 use conn::Conn;
-use exchange::{ExchangeError, Pump, UpstreamBody};
+use exchange::{ExchangeError, UpstreamBody};
 use http::{Method, Request, Response};
 use http_body::Body;
 use pool::Pool;
@@ -113,8 +113,21 @@ async fn attempt(
     if let Err(e) = exchange::write_all(&conn, out.head, out.service.write_timeout).await {
         return Attempt::Resend(body, e, false);
     }
-    let mut pump = (out.framing != RequestFraming::None)
-        .then(|| Pump::new(body, out.framing, out.service.write_timeout));
+    let mut pump = match out.framing {
+        RequestFraming::None => None,
+        RequestFraming::Length(_) => Some(Pump::new(
+            Vec::new(),
+            body,
+            Framing::Raw,
+            out.service.write_timeout,
+        )),
+        RequestFraming::Chunked => Some(Pump::new(
+            Vec::new(),
+            body,
+            Framing::Chunked,
+            out.service.write_timeout,
+        )),
+    };
     let head = exchange::read_head(
         &mut conn,
         &mut pump,

@@ -1,7 +1,7 @@
-//! Chunked transfer coding (RFC 9112 section 7.1): the decoder for backend
-//! response bodies and the chunk framing for request bodies sent upstream.
+//! Chunked transfer coding (RFC 9112 section 7.1), both directions: the
+//! decoder for bodies read (client requests, backend responses) and the chunk
+//! framing for bodies written.
 
-use super::codec::CodecError;
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -9,6 +9,17 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 const MAX_SIZE_LINE: usize = 4096;
 /// Largest trailer section accepted.
 const MAX_TRAILERS: usize = 16 * 1024;
+
+/// A chunked body that breaks the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkError {
+    /// A chunk-size line, terminator or trailer section is malformed or too long.
+    #[error("invalid chunked encoding")]
+    Malformed,
+    /// A trailer field name or value is invalid.
+    #[error("invalid trailer field")]
+    BadField,
+}
 
 /// Where the decoder is in the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +74,13 @@ impl ChunkedDecoder {
     }
 
     /// Decodes what `buf` holds, taking consumed bytes out of it.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Step, CodecError> {
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Step, ChunkError> {
         loop {
             match self.state {
                 State::Size => {
                     let Some(eol) = find_crlf(buf) else {
                         if buf.len() > MAX_SIZE_LINE {
-                            return Err(CodecError::BadChunk);
+                            return Err(ChunkError::Malformed);
                         }
                         return Ok(Step::NeedMore);
                     };
@@ -100,7 +111,7 @@ impl ChunkedDecoder {
                         return Ok(Step::NeedMore);
                     }
                     if &buf[..2] != b"\r\n" {
-                        return Err(CodecError::BadChunk);
+                        return Err(ChunkError::Malformed);
                     }
                     let _ = buf.split_to(2);
                     self.state = State::Size;
@@ -108,7 +119,7 @@ impl ChunkedDecoder {
                 State::Trailers => {
                     let Some(eol) = find_crlf(buf) else {
                         if self.trailer_bytes + buf.len() > MAX_TRAILERS {
-                            return Err(CodecError::BadChunk);
+                            return Err(ChunkError::Malformed);
                         }
                         return Ok(Step::NeedMore);
                     };
@@ -122,7 +133,7 @@ impl ChunkedDecoder {
                     }
                     self.trailer_bytes += eol + 2;
                     if self.trailer_bytes > MAX_TRAILERS {
-                        return Err(CodecError::BadChunk);
+                        return Err(ChunkError::Malformed);
                     }
                     let line = buf.split_to(eol + 2);
                     let (name, value) = parse_field(&line[..eol])?;
@@ -141,36 +152,36 @@ fn find_crlf(buf: &[u8]) -> Option<usize> {
 }
 
 /// Parses `1a;ext=1` into 26; at most 15 hex digits (no overflow).
-fn parse_size(line: &[u8]) -> Result<u64, CodecError> {
+fn parse_size(line: &[u8]) -> Result<u64, ChunkError> {
     let digits_end = line
         .iter()
         .position(|b| !b.is_ascii_hexdigit())
         .unwrap_or(line.len());
     if digits_end == 0 || digits_end > 15 {
-        return Err(CodecError::BadChunk);
+        return Err(ChunkError::Malformed);
     }
     let rest = &line[digits_end..];
     // Only whitespace before a chunk extension; nothing else may follow.
     let rest = rest.trim_ascii_start();
     if !(rest.is_empty() || rest[0] == b';') {
-        return Err(CodecError::BadChunk);
+        return Err(ChunkError::Malformed);
     }
     let mut n = 0u64;
     for &b in &line[..digits_end] {
-        let d = (b as char).to_digit(16).ok_or(CodecError::BadChunk)?;
+        let d = (b as char).to_digit(16).ok_or(ChunkError::Malformed)?;
         n = n * 16 + u64::from(d);
     }
     Ok(n)
 }
 
-fn parse_field(line: &[u8]) -> Result<(HeaderName, HeaderValue), CodecError> {
+fn parse_field(line: &[u8]) -> Result<(HeaderName, HeaderValue), ChunkError> {
     let colon = line
         .iter()
         .position(|b| *b == b':')
-        .ok_or(CodecError::BadChunk)?;
-    let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| CodecError::BadHeader)?;
+        .ok_or(ChunkError::Malformed)?;
+    let name = HeaderName::from_bytes(&line[..colon]).map_err(|_| ChunkError::BadField)?;
     let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii())
-        .map_err(|_| CodecError::BadHeader)?;
+        .map_err(|_| ChunkError::BadField)?;
     Ok((name, value))
 }
 
@@ -216,7 +227,7 @@ pub fn last_chunk(trailers: Option<&HeaderMap>) -> Bytes {
 mod tests {
     use super::*;
 
-    fn decode_all(input: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), CodecError> {
+    fn decode_all(input: &[u8]) -> Result<(Vec<u8>, Option<HeaderMap>), ChunkError> {
         let mut d = ChunkedDecoder::new();
         let mut buf = BytesMut::from(input);
         let mut body = Vec::new();
@@ -226,7 +237,7 @@ mod tests {
                 Step::Data(b) => body.extend_from_slice(&b),
                 Step::Trailers(t) => trailers = Some(t),
                 Step::End => return Ok((body, trailers)),
-                Step::NeedMore => return Err(CodecError::BadChunk),
+                Step::NeedMore => return Err(ChunkError::Malformed),
             }
         }
     }

@@ -1,0 +1,124 @@
+//! HTTP/2 with prior knowledge (h2c) on the plain listener: a connection
+//! whose first bytes are the HTTP/2 preface is handed to hyper's HTTP/2
+//! server, with the bytes already read replayed first.
+
+use crate::body::ProxyBody;
+use crate::context::{ConnInfo, Worker};
+use bytes::{Buf, BytesMut};
+use http::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// The connection preface every HTTP/2 client sends first (RFC 9113 section 3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether `buf` is, or starts like, the HTTP/2 preface. `None`: too short to tell.
+pub fn looks_like_h2(buf: &[u8]) -> Option<bool> {
+    let n = buf.len().min(PREFACE.len());
+    if buf[..n] != PREFACE[..n] {
+        return Some(false);
+    }
+    (n == PREFACE.len()).then_some(true)
+}
+
+/// A socket that first yields bytes read before the protocol was known.
+struct Replay {
+    early: BytesMut,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.early.is_empty() {
+            let n = self.early.len().min(buf.remaining());
+            buf.put_slice(&self.early[..n]);
+            self.early.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves an h2c connection until it ends; on shutdown, stops taking new
+/// streams and lets the open ones finish.
+pub async fn serve<H, F>(
+    stream: TcpStream,
+    early: BytesMut,
+    worker: Arc<Worker>,
+    conn: Arc<ConnInfo>,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
+    let o = &worker.shared.options;
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(o.h2_max_concurrent_streams)
+        .max_header_list_size(o.max_header_size as u32)
+        .max_pending_accept_reset_streams(64)
+        .max_local_error_reset_streams(256)
+        .keep_alive_interval(None);
+    let client = conn.client;
+    let w = worker.clone();
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        handler(w.clone(), conn.clone(), req.map(ProxyBody::incoming))
+    });
+    let io = TokioIo::new(Replay { early, stream });
+    let connection = builder.serve_connection(io, svc);
+    tokio::pin!(connection);
+    let res = tokio::select! {
+        res = connection.as_mut() => res,
+        _ = shutdown.changed() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%client, "h2 connection ended: {e}");
+    }
+}

@@ -1,0 +1,108 @@
+//! The client side of the proxy: accepting connections and speaking
+//! HTTP/1.x to clients with Tollgate's own server code (HTTP/2 with prior
+//! knowledge is handed to hyper's HTTP/2 server).
+//!
+//! Owning the HTTP/1 server lets Tollgate refuse ambiguous requests exactly
+//! (a Content-Length next to a Transfer-Encoding is a 400, not silently
+//! reinterpreted) and keeps a request's cost to one task with no channels.
+
+pub mod client_body;
+mod conn;
+mod h2;
+pub mod request;
+pub mod response;
+
+use crate::body::ProxyBody;
+use crate::context::{ConnInfo, Worker};
+use bytes::BytesMut;
+use http::{Request, Response};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+
+/// The client socket of an HTTP/1.1 request that asked to switch protocols,
+/// handed over once the 101 answer was written (with any bytes the client
+/// sent past the request head). Found in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct ClientUpgrade(Arc<Mutex<Option<oneshot::Receiver<Handoff>>>>);
+
+/// A client socket and the bytes read past its last request head.
+pub type Handoff = (TcpStream, BytesMut);
+
+impl ClientUpgrade {
+    fn new(rx: oneshot::Receiver<Handoff>) -> Self {
+        ClientUpgrade(Arc::new(Mutex::new(Some(rx))))
+    }
+
+    /// Waits for the socket; `None` if the answer was not a 101 after all.
+    pub async fn socket(self) -> Option<Handoff> {
+        let rx = self.0.lock().ok()?.take()?;
+        rx.await.ok()
+    }
+}
+
+/// Accepts client connections on `listener` until `shutdown` turns true,
+/// then stops accepting and waits (up to the drain timeout) for in-flight
+/// requests, and the connections and tunnels carrying them, to end.
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    worker: Arc<Worker>,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
+    let local = listener.local_addr().ok();
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, client) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = worker.shared.connections.clone().try_acquire_owned() else {
+            tracing::warn!(%client, "connection limit reached; closing");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().ok().or(local).unwrap_or(client);
+        let conn = Arc::new(
+            ConnInfo::new(client, local, false, &worker.shared.options.trusted_ips)
+                .with_permit(permit),
+        );
+        tokio::spawn(conn::serve_connection(
+            stream,
+            worker.clone(),
+            conn,
+            handler.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(listener);
+    // Every live connection (and WebSocket tunnel) holds a permit: the drain
+    // is over when all of them are back.
+    let shared = &worker.shared;
+    let drained = async {
+        while shared.connections.available_permits() < shared.options.max_connections {
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    };
+    if tokio::time::timeout(shared.options.drain_timeout, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("drain timeout reached; closing remaining connections");
+    }
+}

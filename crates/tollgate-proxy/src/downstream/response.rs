@@ -1,0 +1,200 @@
+//! Writing an answer's head to a client, and choosing how its body is framed:
+//! Content-Length when the size is known, chunked for HTTP/1.1 otherwise, or
+//! until-close for HTTP/1.0; no body at all for HEAD, 1xx, 204 and 304.
+
+use crate::body::ProxyBody;
+use crate::pump::Framing;
+use http::header::{self, HeaderValue};
+use http::{StatusCode, Version};
+use http_body::Body;
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What the request said that shapes the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts {
+    /// The request was a HEAD.
+    pub head: bool,
+    /// The request's HTTP version.
+    pub version: Version,
+}
+
+/// How the answer goes out.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Body framing.
+    pub framing: Framing,
+    /// Whether the connection closes after this answer.
+    pub close: bool,
+}
+
+/// Writes the head of `parts` into `out` and returns how the body follows.
+/// `close` is whether the connection must close after this answer already.
+pub fn encode_head(
+    out: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    body: &ProxyBody,
+    req: RequestFacts,
+    mut close: bool,
+) -> Plan {
+    let status = parts.status;
+    let mut upgrade_token = false;
+    for v in parts.headers.get_all(header::CONNECTION) {
+        for token in v.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            close |= token.eq_ignore_ascii_case(b"close");
+            upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
+        }
+    }
+    let no_body = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // HEAD and 304 answers describe a body they do not carry: their
+    // Content-Length is passed on as it is.
+    let keep_length = req.head || status == StatusCode::NOT_MODIFIED;
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+            || (name == header::CONTENT_LENGTH && !keep_length)
+        {
+            continue;
+        }
+        put(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        with_date(|d| put(out, b"date", d));
+    }
+    let framing = if no_body {
+        Framing::Skip
+    } else if req.head {
+        if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+            if let Some(n) = body.size_hint().exact().filter(|n| *n > 0) {
+                put(out, b"content-length", HeaderValue::from(n).as_bytes());
+            }
+        }
+        Framing::Skip
+    } else if body.is_end_stream() {
+        put(out, b"content-length", b"0");
+        Framing::Skip
+    } else if let Some(n) = body.size_hint().exact() {
+        put(out, b"content-length", HeaderValue::from(n).as_bytes());
+        Framing::Raw
+    } else if req.version == Version::HTTP_11 {
+        put(out, b"transfer-encoding", b"chunked");
+        Framing::Chunked
+    } else {
+        close = true;
+        Framing::Raw
+    };
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        put(out, b"connection", b"upgrade");
+    } else if close {
+        put(out, b"connection", b"close");
+    } else if upgrade_token {
+        put(out, b"connection", b"upgrade");
+    } else if req.version == Version::HTTP_10 {
+        put(out, b"connection", b"keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+    Plan { framing, close }
+}
+
+fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+thread_local! {
+    /// The `Date` value, formatted once per second per worker.
+    static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
+fn with_date(f: impl FnOnce(&[u8])) {
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            *cached = (secs, httpdate::fmt_http_date(now).into_bytes());
+        }
+        f(&cached.1);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn encode(resp: http::Response<ProxyBody>, req: RequestFacts) -> (String, Plan) {
+        let (parts, body) = resp.into_parts();
+        let mut out = Vec::new();
+        let plan = encode_head(&mut out, &parts, &body, req, false);
+        (String::from_utf8(out).unwrap(), plan)
+    }
+
+    const GET11: RequestFacts = RequestFacts {
+        head: false,
+        version: Version::HTTP_11,
+    };
+
+    #[test]
+    fn a_known_size_gets_a_content_length_and_the_old_one_is_dropped() {
+        let resp = http::Response::builder()
+            .header("content-length", "999")
+            .header("x-a", "1")
+            .body(ProxyBody::full(Bytes::from_static(b"hello")))
+            .unwrap();
+        let (head, plan) = encode(resp, GET11);
+        assert!(
+            head.starts_with("HTTP/1.1 200 OK\r\nx-a: 1\r\ndate: "),
+            "{head}"
+        );
+        assert!(head.ends_with("content-length: 5\r\n\r\n"), "{head}");
+        assert_eq!(plan.framing, Framing::Raw);
+        assert!(!plan.close);
+    }
+
+    #[test]
+    fn head_answers_keep_their_length_and_send_no_body() {
+        let resp = http::Response::builder()
+            .header("content-length", "42")
+            .body(ProxyBody::empty())
+            .unwrap();
+        let req = RequestFacts {
+            head: true,
+            version: Version::HTTP_11,
+        };
+        let (head, plan) = encode(resp, req);
+        assert!(head.contains("content-length: 42\r\n"), "{head}");
+        assert_eq!(plan.framing, Framing::Skip);
+    }
+
+    #[test]
+    fn http10_clients_get_keep_alive_or_close_delimited_bodies() {
+        let req = RequestFacts {
+            head: false,
+            version: Version::HTTP_10,
+        };
+        let resp = http::Response::new(ProxyBody::empty());
+        let (head, plan) = encode(resp, req);
+        assert!(head.contains("connection: keep-alive\r\n"), "{head}");
+        assert!(!plan.close);
+        let resp = http::Response::builder()
+            .header("connection", "close")
+            .body(ProxyBody::empty())
+            .unwrap();
+        let (head, plan) = encode(resp, GET11);
+        assert!(head.contains("connection: close\r\n"), "{head}");
+        assert!(plan.close);
+    }
+}
