@@ -50,6 +50,7 @@ async fn read_head(
     limits: &HeadLimits,
     timeout: Duration,
     first: bool,
+    spans: &mut Vec<request::Span>,
 ) -> Result<RequestHead, NoHead> {
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
@@ -70,7 +71,7 @@ async fn read_head(
             }
         }
         if !buf.is_empty() {
-            match request::parse_request_head(buf, limits) {
+            match request::parse_request_head(buf, limits, spans) {
                 Ok(Some(h)) => return Poll::Ready(Ok(h)),
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(Err(NoHead::Refused(e))),
@@ -160,11 +161,12 @@ pub async fn serve_connection<H, F>(
     let mut buf = BytesMut::with_capacity(INITIAL_BUFFER);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut first = true;
+    let mut spans = Vec::with_capacity(32);
     loop {
         let idle = buf.is_empty();
         let head = tokio::select! {
             biased;
-            h = read_head(&stream, &mut buf, &limits, header_timeout, first) => h,
+            h = read_head(&stream, &mut buf, &limits, header_timeout, first, &mut spans) => h,
             _ = shutdown.changed(), if idle => return,
         };
         let head = match head {

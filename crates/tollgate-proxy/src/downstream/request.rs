@@ -59,11 +59,21 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
+/// Byte ranges of one header line in the head: name start/end, value start/end.
+pub type Span = (u32, u32, u32, u32);
+
+/// Headers the proxy adds on the way up (X-Forwarded-*, X-Real-IP, Via,
+/// X-Request-Id…): room for them is made at once, so adding them never
+/// rehashes the map.
+const ROOM_FOR_ADDED: usize = 12;
+
 /// Parses a request head at the start of `buf`: `None` while it is
 /// incomplete; once complete its bytes are taken out of the buffer.
+/// `spans` is scratch space kept by the connection.
 pub fn parse_request_head(
     buf: &mut BytesMut,
     limits: &HeadLimits,
+    spans: &mut Vec<Span>,
 ) -> Result<Option<RequestHead>, HeadError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let max_headers = limits.max_headers.clamp(1, HEADER_SLOTS);
@@ -102,25 +112,25 @@ pub fn parse_request_head(
     let path = req.path.unwrap_or("");
     let path_span = (path.as_ptr() as usize - base, path.len());
     // Offsets fit in u32: the head is at most max_bytes long.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); HEADER_SLOTS];
+    spans.clear();
     let count = req.headers.len();
-    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+    for h in req.headers.iter() {
         let n = (h.name.as_ptr() as usize - base) as u32;
         let v = (h.value.as_ptr() as usize - base) as u32;
-        *span = (n, n + h.name.len() as u32, v, v + h.value.len() as u32);
+        spans.push((n, n + h.name.len() as u32, v, v + h.value.len() as u32));
     }
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path_span.0..path_span.0 + path_span.1))
         .map_err(|_| HeadError::Bad("invalid request target"))?;
 
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(count + ROOM_FOR_ADDED);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut hosts = 0;
     let mut keep_alive = version == Version::HTTP_11;
     let mut close = false;
     let mut expect_continue = false;
-    for &(ns, ne, vs, ve) in &spans[..count] {
+    for &(ns, ne, vs, ve) in spans.iter() {
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne])
             .map_err(|_| HeadError::Bad("invalid header name"))?;
@@ -210,7 +220,7 @@ mod tests {
     };
 
     fn parse(raw: &[u8]) -> Result<Option<RequestHead>, HeadError> {
-        parse_request_head(&mut BytesMut::from(raw), &LIMITS)
+        parse_request_head(&mut BytesMut::from(raw), &LIMITS, &mut Vec::new())
     }
 
     fn head(raw: &[u8]) -> RequestHead {
@@ -223,7 +233,7 @@ mod tests {
     #[test]
     fn a_plain_get_keeps_the_connection_and_leaves_the_next_request() {
         let mut buf = BytesMut::from(&b"GET /a?b HTTP/1.1\r\nHost: x\r\n\r\nGET /next"[..]);
-        let Ok(Some(h)) = parse_request_head(&mut buf, &LIMITS) else {
+        let Ok(Some(h)) = parse_request_head(&mut buf, &LIMITS, &mut Vec::new()) else {
             panic!()
         };
         assert_eq!(h.request.uri().path(), "/a");

@@ -183,6 +183,7 @@ pub fn parse_response_head(
     buf: &mut BytesMut,
     method: &Method,
     upgrade: bool,
+    spans: &mut Vec<(u32, u32, u32, u32)>,
 ) -> Result<Parsed, CodecError> {
     let mut slots =
         [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -213,20 +214,21 @@ pub fn parse_response_head(
     // Header values become slices of the frozen head: no copy.
     let base = buf.as_ptr() as usize;
     // Offsets fit in u32: the head is at most MAX_HEAD_BYTES long.
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    spans.clear();
     let count = resp.headers.len();
-    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+    for h in resp.headers.iter() {
         let n = (h.name.as_ptr() as usize - base) as u32;
         let v = (h.value.as_ptr() as usize - base) as u32;
-        *span = (n, n + h.name.len() as u32, v, v + h.value.len() as u32);
+        spans.push((n, n + h.name.len() as u32, v, v + h.value.len() as u32));
     }
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room for the headers the proxy adds on the way down.
+    let mut headers = HeaderMap::with_capacity(count + 8);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut has_te = false;
     let mut close = version == Version::HTTP_10;
-    for &(ns, ne, vs, ve) in &spans[..count] {
+    for &(ns, ne, vs, ve) in spans.iter() {
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| CodecError::BadHeader)?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
@@ -323,7 +325,7 @@ mod tests {
 
     fn parse(raw: &str, method: Method) -> Result<Parsed, CodecError> {
         let mut buf = BytesMut::from(raw.as_bytes());
-        parse_response_head(&mut buf, &method, false)
+        parse_response_head(&mut buf, &method, false, &mut Vec::new())
     }
 
     fn head(raw: &str) -> ResponseHead {
@@ -402,11 +404,11 @@ mod tests {
     fn interim_answers_are_skipped_and_partial_heads_wait() {
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"[..]);
         assert!(matches!(
-            parse_response_head(&mut buf, &Method::GET, false),
+            parse_response_head(&mut buf, &Method::GET, false, &mut Vec::new()),
             Ok(Parsed::Interim)
         ));
         assert!(matches!(
-            parse_response_head(&mut buf, &Method::GET, false),
+            parse_response_head(&mut buf, &Method::GET, false, &mut Vec::new()),
             Ok(Parsed::Partial)
         ));
     }

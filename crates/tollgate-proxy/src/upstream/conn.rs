@@ -21,6 +21,8 @@ pub struct Conn {
     pub uses: u32,
     /// When it last went idle in the pool.
     pub idle_since: Instant,
+    /// Scratch space for parsing response heads.
+    pub spans: Vec<(u32, u32, u32, u32)>,
 }
 
 impl Conn {
@@ -31,6 +33,7 @@ impl Conn {
             buf: BytesMut::with_capacity(READ_RESERVE),
             uses: 0,
             idle_since: Instant::now(),
+            spans: Vec::new(),
         }
     }
 

@@ -117,7 +117,7 @@ pub async fn read_head(
             }
         }
         loop {
-            match codec::parse_response_head(&mut conn.buf, method, upgrade)? {
+            match codec::parse_response_head(&mut conn.buf, method, upgrade, &mut conn.spans)? {
                 Parsed::Head(h) => return Poll::Ready(Ok(h)),
                 Parsed::Interim => continue,
                 Parsed::Partial => {}
