@@ -13,8 +13,9 @@ use crate::error::{ErrorKind, ProxyError};
 use crate::headers::{self, *};
 use crate::respond::error_response;
 use crate::snapshot::{RouteEntry, Snapshot};
+use crate::upstream::codec::Extra;
 use crate::{request_id, upstream, SERVER_TOKEN, VIA_TOKEN};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use std::convert::Infallible;
@@ -263,14 +264,10 @@ async fn proxy(
     } else {
         None
     };
-    let fwd_host = HeaderValue::from_str(host).ok();
-    let fwd_path = HeaderValue::from_str(raw_path).ok();
-    let prefix = if route.strip_path && m.matched_len > 1 {
-        path.get(..m.matched_len)
-            .and_then(|p| HeaderValue::from_str(p).ok())
-    } else {
-        None
-    };
+    // The client's Host, kept for X-Forwarded-Host (a cheap shared clone).
+    let client_host = host_value.cloned();
+    let prefix_len = (route.strip_path && m.matched_len > 1).then_some(m.matched_len);
+    drop(path);
     let upgrade = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
     let client_upgrade = if upgrade {
         req.extensions_mut()
@@ -301,39 +298,52 @@ async fn proxy(
             return Ok((resp, names));
         }
     }
-    let h = &mut parts.headers;
-    h.remove(header::EXPECT);
-    forwarded(h, conn, fwd_host, fwd_path, prefix);
-    h.insert(X_REQUEST_ID, request_id.clone());
-    match preserved_host {
-        Some(v) => {
-            h.insert(header::HOST, v);
-        }
-        None => {
-            h.remove(header::HOST);
-        }
-    }
-    parts.uri = if strip_args.is_empty() {
-        uri
-    } else {
-        strip_query(uri, &strip_args)
+    let client_uri = std::mem::replace(
+        &mut parts.uri,
+        if strip_args.is_empty() {
+            uri
+        } else {
+            strip_query(uri, &strip_args)
+        },
+    );
+    let fwd_host = match &client_host {
+        Some(v) => v.to_str().ok().map(strip_port),
+        None => client_uri.authority().map(|a| strip_port(a.as_str())),
     };
-    parts.version = Version::HTTP_11;
+    // The matched prefix of the normalised path (normalising again is
+    // cheaper than keeping a copy of the path for every request).
+    let normalized = prefix_len.map(|_| normalize_path(client_uri.path()));
+    let prefix = prefix_len.and_then(|n| normalized.as_deref()?.get(..n));
+    let mut xff = Vec::new();
+    let extras = forwarded(
+        &parts.headers,
+        conn,
+        Forwarded {
+            host: fwd_host,
+            path: client_uri.path(),
+            prefix,
+            request_id,
+        },
+        &mut xff,
+    );
     let mut up_body = body;
     if let Some(limit) = body_limit {
         up_body = up_body.with_limit(limit);
     }
-    let up_req = Request::from_parts(parts, up_body);
 
     let proxy_latency = start.elapsed();
     let pick = service.pick();
     let answer = upstream::send(
         &worker.pool,
         service,
-        up_req,
+        upstream::Outbound {
+            parts: &parts,
+            extras: &extras,
+            preserved_host: preserved_host.as_ref(),
+            upgrade,
+        },
+        up_body,
         pick,
-        upgrade,
-        route.preserve_host,
     )
     .await
     .map_err(|e| (e, names.clone()))?;
@@ -455,58 +465,72 @@ fn strip_query(uri: Uri, names: &[String]) -> Uri {
     Uri::from_maybe_shared(Bytes::from(target)).unwrap_or(uri)
 }
 
-/// Sets X-Forwarded-*, X-Real-IP and Via as Kong does; incoming values are
-/// kept only from trusted clients.
-fn forwarded(
-    h: &mut HeaderMap,
-    conn: &ConnInfo,
-    host: Option<HeaderValue>,
-    path: Option<HeaderValue>,
-    prefix: Option<HeaderValue>,
-) {
+/// What the forwarded headers say about the client's request.
+struct Forwarded<'a> {
+    host: Option<&'a str>,
+    path: &'a str,
+    prefix: Option<&'a str>,
+    request_id: &'a HeaderValue,
+}
+
+/// The headers Tollgate sets upstream, as Kong does: X-Forwarded-*,
+/// X-Real-IP, Via and X-Request-Id. Incoming X-Forwarded-* values are kept
+/// only from trusted clients. They are written straight into the upstream
+/// request head: the client's header map is never touched for them.
+fn forwarded<'a>(
+    h: &HeaderMap,
+    conn: &'a ConnInfo,
+    f: Forwarded<'a>,
+    xff: &'a mut Vec<u8>,
+) -> [Extra<'a>; 9] {
     let trusted = conn.trusted;
-    let xff = match h.get(X_FORWARDED_FOR) {
-        Some(prev) if trusted => {
-            let mut b = BytesMut::with_capacity(prev.len() + 2 + conn.client_ip_value.len());
-            b.put_slice(prev.as_bytes());
-            b.put_slice(b", ");
-            b.put_slice(conn.client_ip_value.as_bytes());
-            HeaderValue::from_maybe_shared(b.freeze())
-                .unwrap_or_else(|_| conn.client_ip_value.clone())
+    let ip = conn.client_ip_value.as_bytes();
+    let xff_value: &[u8] = match h.get(X_FORWARDED_FOR).filter(|_| trusted) {
+        Some(prev) => {
+            xff.extend_from_slice(prev.as_bytes());
+            xff.extend_from_slice(b", ");
+            xff.extend_from_slice(ip);
+            xff
         }
-        _ => conn.client_ip_value.clone(),
+        None => ip,
     };
-    h.insert(X_FORWARDED_FOR, xff);
-    let keep = |h: &HeaderMap, name: &http::HeaderName| trusted && h.contains_key(name);
-    if !keep(h, &X_FORWARDED_PROTO) {
-        let proto = if conn.tls { "https" } else { "http" };
-        h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    }
-    if !keep(h, &X_FORWARDED_HOST) {
-        match host {
-            Some(v) => h.insert(X_FORWARDED_HOST, v),
-            None => h.remove(X_FORWARDED_HOST),
-        };
-    }
-    if !keep(h, &X_FORWARDED_PORT) {
-        h.insert(X_FORWARDED_PORT, conn.port_value.clone());
-    }
-    if !keep(h, &X_FORWARDED_PATH) {
-        match path {
-            Some(v) => h.insert(X_FORWARDED_PATH, v),
-            None => h.remove(X_FORWARDED_PATH),
-        };
-    }
-    if !keep(h, &X_FORWARDED_PREFIX) {
-        match prefix {
-            Some(v) => h.insert(X_FORWARDED_PREFIX, v),
-            None => h.remove(X_FORWARDED_PREFIX),
-        };
-    }
-    if !keep(h, &X_REAL_IP) {
-        h.insert(X_REAL_IP, conn.client_ip_value.clone());
-    }
-    h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
+    // A trusted client's own value is passed on (not replaced).
+    let own = |name: &'static str, value: Option<&'a [u8]>| Extra {
+        name: if trusted && h.contains_key(name) {
+            ""
+        } else {
+            name
+        },
+        value,
+        replace: true,
+    };
+    let proto: &'static [u8] = if conn.tls { b"https" } else { b"http" };
+    [
+        Extra::replace("x-forwarded-for", Some(xff_value)),
+        own("x-forwarded-proto", Some(proto)),
+        own(
+            "x-forwarded-host",
+            f.host.map(str::as_bytes).filter(|v| valid_value(v)),
+        ),
+        own("x-forwarded-port", Some(conn.port_value.as_bytes())),
+        own("x-forwarded-path", Some(f.path.as_bytes())),
+        own(
+            "x-forwarded-prefix",
+            f.prefix.map(str::as_bytes).filter(|v| valid_value(v)),
+        ),
+        own("x-real-ip", Some(ip)),
+        Extra::replace("x-request-id", Some(f.request_id.as_bytes())),
+        Extra {
+            name: "via",
+            value: Some(VIA_TOKEN.as_bytes()),
+            replace: false,
+        },
+    ]
+}
+
+/// Whether bytes can be sent as a header value (no control characters).
+fn valid_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 /// Kong's answer to plain http on an https-only route: 426, or a redirect.

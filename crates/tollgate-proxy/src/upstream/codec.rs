@@ -66,12 +66,38 @@ impl RequestFraming {
     }
 }
 
+/// A header Tollgate sets on the upstream request, written after the
+/// client's. With `replace`, client headers of that name are not sent (and
+/// a `None` value removes them); an empty name is ignored.
+#[derive(Debug, Clone, Copy)]
+pub struct Extra<'a> {
+    /// Lower-case header name.
+    pub name: &'static str,
+    /// The value, already checked to be a valid header value.
+    pub value: Option<&'a [u8]>,
+    /// Whether client headers of the same name are dropped.
+    pub replace: bool,
+}
+
+impl<'a> Extra<'a> {
+    /// A header that replaces the client's of the same name.
+    pub fn replace(name: &'static str, value: Option<&'a [u8]>) -> Self {
+        Extra {
+            name,
+            value,
+            replace: true,
+        }
+    }
+}
+
 /// Writes the request head into `buf`: the request line, `Host` first, every
-/// other header as given (minus any framing header), then the framing header.
+/// other header as given (minus framing headers, `Expect`, and the names
+/// `extras` replace), then `extras`, then the framing header.
 pub fn encode_request_head(
     buf: &mut Vec<u8>,
     parts: &http::request::Parts,
     host: Option<&HeaderValue>,
+    extras: &[Extra<'_>],
     framing: RequestFraming,
 ) {
     buf.clear();
@@ -91,10 +117,20 @@ pub fn encode_request_head(
         if name == header::HOST
             || name == header::CONTENT_LENGTH
             || name == header::TRANSFER_ENCODING
+            || name == header::EXPECT
         {
             continue;
         }
-        put_header(buf, name.as_str().as_bytes(), value.as_bytes());
+        let n = name.as_str();
+        if extras.iter().any(|e| e.replace && e.name == n) {
+            continue;
+        }
+        put_header(buf, n.as_bytes(), value.as_bytes());
+    }
+    for e in extras {
+        if let (false, Some(v)) = (e.name.is_empty(), e.value) {
+            put_header(buf, e.name.as_bytes(), v);
+        }
     }
     match framing {
         RequestFraming::None => {}
@@ -426,15 +462,32 @@ mod tests {
             .header("content-length", "3")
             .header("host", "ignored")
             .header("x-one", "1")
+            .header("x-gone", "1")
+            .header("via", "1.0 old")
             .body(())
             .unwrap();
         let (parts, ()) = req.into_parts();
         let mut buf = Vec::new();
         let host = HeaderValue::from_static("backend:8080");
-        encode_request_head(&mut buf, &parts, Some(&host), RequestFraming::Length(3));
+        let extras = [
+            Extra::replace("x-one", Some(b"replaced")),
+            Extra::replace("x-gone", None),
+            Extra {
+                name: "via",
+                value: Some(b"1.1 t"),
+                replace: false,
+            },
+        ];
+        encode_request_head(
+            &mut buf,
+            &parts,
+            Some(&host),
+            &extras,
+            RequestFraming::Length(3),
+        );
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            "POST /a?b=1 HTTP/1.1\r\nhost: backend:8080\r\nx-one: 1\r\ncontent-length: 3\r\n\r\n"
+            "POST /a?b=1 HTTP/1.1\r\nhost: backend:8080\r\nvia: 1.0 old\r\nx-one: replaced\r\nvia: 1.1 t\r\ncontent-length: 3\r\n\r\n"
         );
     }
 }

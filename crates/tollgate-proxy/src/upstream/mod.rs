@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use codec::RequestFraming;
 use conn::Conn;
 use exchange::{ExchangeError, UpstreamBody};
-use http::{Method, Request, Response};
+use http::{Method, Response};
 use http_body::Body;
 use pool::Pool;
 use std::sync::Arc;
@@ -162,7 +162,20 @@ async fn attempt(
     })
 }
 
-/// Sends `req` to the service: on a pooled connection when one is idle, else
+/// The request to send upstream, as prepared by the handler.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbound<'a> {
+    /// Method, upstream target and the client's headers (hop-by-hop removed).
+    pub parts: &'a http::request::Parts,
+    /// Headers Tollgate sets (forwarded headers, request id, Via).
+    pub extras: &'a [codec::Extra<'a>],
+    /// The Host to send when the route preserves it (else the target's).
+    pub preserved_host: Option<&'a http::HeaderValue>,
+    /// Whether the client asked to switch protocols.
+    pub upgrade: bool,
+}
+
+/// Sends the request to the service: on a pooled connection when one is idle, else
 /// on a new one. A pooled connection the backend had closed is replaced by a
 /// new one; connect failures are retried up to the service's `retries`,
 /// moving to the next target each time. Waiting for the response head is
@@ -170,12 +183,12 @@ async fn attempt(
 pub async fn send(
     pool: &Arc<Pool>,
     service: &ServiceEntry,
-    req: Request<ProxyBody>,
+    req: Outbound<'_>,
+    body: ProxyBody,
     pick: usize,
-    upgrade: bool,
-    preserve_host: bool,
 ) -> Result<Answer, ProxyError> {
-    let (parts, body) = req.into_parts();
+    let parts = req.parts;
+    let upgrade = req.upgrade;
     let framing = RequestFraming::choose(
         &parts.method,
         body.is_end_stream(),
@@ -193,13 +206,12 @@ pub async fn send(
                 "no target with weight > 0",
             ));
         };
-        let host = if preserve_host {
-            parts.headers.get(http::header::HOST)
-        } else {
-            Some(&target.host_header)
+        let host = match req.preserved_host {
+            Some(h) => Some(h),
+            None => Some(&target.host_header),
         };
         if head.is_empty() || host != last_host {
-            codec::encode_request_head(&mut head, &parts, host, framing);
+            codec::encode_request_head(&mut head, parts, host, req.extras, framing);
             last_host = host;
         }
         let out = Outgoing {
