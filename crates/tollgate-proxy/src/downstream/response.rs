@@ -39,13 +39,8 @@ pub fn encode_head(
 ) -> Plan {
     let status = parts.status;
     let mut upgrade_token = false;
-    for v in parts.headers.get_all(header::CONNECTION) {
-        for token in v.as_bytes().split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            close |= token.eq_ignore_ascii_case(b"close");
-            upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
-        }
-    }
+    let mut has_date = false;
+    let mut has_length = false;
     let no_body = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
@@ -59,22 +54,35 @@ pub fn encode_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
+    // One pass over the headers, no lookups by name.
     for (name, value) in &parts.headers {
-        if name == header::TRANSFER_ENCODING
-            || name == header::CONNECTION
-            || (name == header::CONTENT_LENGTH && !keep_length)
-        {
+        if name == header::CONNECTION {
+            for token in value.as_bytes().split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                upgrade_token |= token.eq_ignore_ascii_case(b"upgrade");
+            }
             continue;
         }
+        if name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        if name == header::CONTENT_LENGTH {
+            has_length = true;
+            if !keep_length {
+                continue;
+            }
+        }
+        has_date |= name == header::DATE;
         put(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !parts.headers.contains_key(header::DATE) {
+    if !has_date {
         with_date(|d| put(out, b"date", d));
     }
     let framing = if no_body {
         Framing::Skip
     } else if req.head {
-        if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        if !has_length {
             if let Some(n) = body.size_hint().exact().filter(|n| *n > 0) {
                 put(out, b"content-length", HeaderValue::from(n).as_bytes());
             }

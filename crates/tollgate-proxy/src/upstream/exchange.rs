@@ -155,7 +155,7 @@ enum Decoder {
 /// closes it (so a client going away cancels the upstream request).
 #[derive(Debug)]
 pub struct UpstreamBody {
-    conn: Option<Conn>,
+    conn: Option<Box<Conn>>,
     decoder: Decoder,
     /// Boxed: it holds a request body, and is only there after an early answer.
     pump: Option<Box<Pump>>,
@@ -186,7 +186,7 @@ impl UpstreamBody {
     /// The body after `head`, read from `conn`; `pump` is the rest of the
     /// request body if the answer came before all of it was sent.
     pub fn new(
-        conn: Conn,
+        conn: Box<Conn>,
         head: &ResponseHead,
         pump: Option<Pump>,
         read_timeout: Duration,

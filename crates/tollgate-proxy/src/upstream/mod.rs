@@ -31,7 +31,7 @@ pub struct Answer {
 }
 
 /// Opens a new connection to `target`.
-pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Conn, ProxyError> {
+pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Box<Conn>, ProxyError> {
     let stream = match tokio::time::timeout(timeout, open_tcp(target)).await {
         Ok(res) => res?,
         Err(_) => {
@@ -42,7 +42,7 @@ pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Conn, Pr
         }
     };
     let _ = stream.set_nodelay(true);
-    Ok(Conn::new(stream))
+    Ok(Box::new(Conn::new(stream)))
 }
 
 async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
@@ -104,7 +104,7 @@ struct Outgoing<'a> {
 
 /// Sends the request on `conn` and waits for the response head.
 async fn attempt(
-    mut conn: Conn,
+    mut conn: Box<Conn>,
     out: &Outgoing<'_>,
     body: ProxyBody,
     home: Option<(Arc<Pool>, pool::PoolKey)>,
