@@ -5,6 +5,7 @@
 use bytes::BytesMut;
 use std::io::{self, IoSlice};
 use std::task::{ready, Context, Poll};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Room kept free in a read buffer before each read.
@@ -22,7 +23,22 @@ pub fn poll_fill(
         buf.reserve(reserve);
     }
     loop {
-        match stream.try_read_buf(buf) {
+        let spare = buf.capacity() - buf.len();
+        let mut got = 0;
+        // A read shorter than the room offered drained the socket: tell the
+        // reactor it is no longer readable (as nginx does with its `ready`
+        // flag), so the next read waits for epoll instead of costing a
+        // system call that can only answer EAGAIN.
+        let res = stream.try_io(Interest::READABLE, || {
+            got = stream.try_read_buf(buf)?;
+            if got > 0 && got < spare {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(got)
+            }
+        });
+        match res {
+            _ if got > 0 => return Poll::Ready(Ok(got)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 ready!(stream.poll_read_ready(cx))?;
             }
