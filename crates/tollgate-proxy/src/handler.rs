@@ -340,8 +340,8 @@ async fn proxy(
         ));
     }
     let (mut parts, body) = response.into_parts();
+    // The backend's hop-by-hop headers were left out when its head was parsed.
     let h = &mut parts.headers;
-    headers::remove_hop_by_hop(h, switching);
     h.insert(X_REQUEST_ID, request_id.clone());
     h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
     for (name, value) in plugin_headers {

@@ -94,14 +94,21 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-const CONNECTION_BIT: u8 = 1;
-const KEEP_ALIVE_BIT: u8 = 2;
-const PROXY_BIT: u8 = 4;
-const TRANSFER_ENCODING_BIT: u8 = 8;
-const UPGRADE_BIT: u8 = 16;
-const TE_BIT: u8 = 32;
+/// `Connection`, in [`hop_bit`]'s answer.
+pub const CONNECTION_BIT: u8 = 1;
+/// `Keep-Alive`.
+pub const KEEP_ALIVE_BIT: u8 = 2;
+/// `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`.
+pub const PROXY_BIT: u8 = 4;
+/// `Transfer-Encoding`.
+pub const TRANSFER_ENCODING_BIT: u8 = 8;
+/// `Upgrade`.
+pub const UPGRADE_BIT: u8 = 16;
+/// `TE`.
+pub const TE_BIT: u8 = 32;
 
-fn hop_bit(name: &HeaderName) -> u8 {
+/// Which hop-by-hop header `name` is (0: none).
+pub fn hop_bit(name: &HeaderName) -> u8 {
     if *name == header::CONNECTION {
         CONNECTION_BIT
     } else if *name == header::TRANSFER_ENCODING {

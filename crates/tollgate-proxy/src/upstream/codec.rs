@@ -5,6 +5,7 @@
 //! The response head is parsed with `httparse` straight out of the
 //! connection's read buffer; header values are slices of that buffer (no copy).
 
+use crate::headers;
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
@@ -259,37 +260,60 @@ pub fn parse_response_head(
     }
     let head = buf.split_to(len).freeze();
     // Room for the headers the proxy adds on the way down.
-    let mut headers = HeaderMap::with_capacity(count + 8);
+    let mut headers = HeaderMap::with_capacity(count + 4);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut has_te = false;
     let mut close = version == Version::HTTP_10;
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    // Names a `Connection` header lists (other than the usual tokens): hop-by-hop too.
+    let mut listed: Vec<HeaderName> = Vec::new();
     for &(ns, ne, vs, ve) in spans.iter() {
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| CodecError::BadHeader)?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
             .map_err(|_| CodecError::BadHeader)?;
+        // Hop-by-hop headers are read for framing and never passed on.
+        match headers::hop_bit(&name) {
+            0 => {}
+            headers::CONNECTION_BIT => {
+                for token in value.as_bytes().split(|b| *b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        if version == Version::HTTP_10 {
+                            close = false;
+                        }
+                    } else if !token.eq_ignore_ascii_case(b"upgrade") && !token.is_empty() {
+                        if let Ok(n) = HeaderName::from_bytes(token) {
+                            listed.push(n);
+                        }
+                    }
+                }
+                continue;
+            }
+            headers::TRANSFER_ENCODING_BIT => {
+                has_te = true;
+                // Only a final `chunked` coding delimits the body.
+                chunked = last_token(value.as_bytes()).eq_ignore_ascii_case(b"chunked");
+                continue;
+            }
+            headers::UPGRADE_BIT if switching => {}
+            headers::TE_BIT if value.as_bytes().eq_ignore_ascii_case(b"trailers") => {}
+            _ => continue,
+        }
         if name == header::CONTENT_LENGTH {
             let n = parse_content_length(value.as_bytes())?;
             if content_length.is_some_and(|prev| prev != n) {
                 return Err(CodecError::BadContentLength);
             }
             content_length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
-            has_te = true;
-            // Only a final `chunked` coding delimits the body.
-            chunked = last_token(value.as_bytes()).eq_ignore_ascii_case(b"chunked");
-        } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|b| *b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    close = false;
-                }
-            }
         }
         headers.append(name, value);
+    }
+    for name in listed {
+        headers.remove(&name);
     }
     let bodyless = *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -378,6 +402,15 @@ mod tests {
         assert!(h.keep_alive);
         assert_eq!(h.response.headers()["x-a"], "b");
         assert_eq!(h.response.headers()["content-length"], "5");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_left_out() {
+        let h = head("HTTP/1.1 200 OK\r\nConnection: keep-alive, x-secret\r\nKeep-Alive: timeout=5\r\nX-Secret: 1\r\nUpgrade: h2c\r\nProxy-Connection: x\r\nX-Kept: 2\r\nContent-Length: 0\r\n\r\n");
+        let mut names: Vec<&str> = h.response.headers().keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"]);
+        assert!(h.keep_alive);
     }
 
     #[test]
