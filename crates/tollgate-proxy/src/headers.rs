@@ -158,6 +158,16 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimals_are_formatted_on_the_stack() {
+        assert_eq!(super::Decimal::new(0).as_bytes(), b"0");
+        assert_eq!(super::Decimal::new(1234).as_bytes(), b"1234");
+        assert_eq!(
+            super::Decimal::new(u64::MAX).as_bytes(),
+            u64::MAX.to_string().as_bytes()
+        );
+    }
+
     use super::*;
 
     #[test]
@@ -193,5 +203,35 @@ mod tests {
         remove_hop_by_hop(&mut h, true);
         assert_eq!(h[header::UPGRADE], "websocket");
         assert_eq!(h[header::CONNECTION], "upgrade");
+    }
+}
+
+/// The decimal digits of a number, formatted on the stack (no allocation).
+#[derive(Debug, Clone, Copy)]
+pub struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    /// Formats `n`.
+    pub fn new(mut n: u64) -> Self {
+        let mut d = Decimal {
+            buf: [0; 20],
+            start: 20,
+        };
+        loop {
+            d.start -= 1;
+            d.buf[d.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return d;
+            }
+        }
+    }
+
+    /// The digits.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
 }

@@ -3,8 +3,9 @@
 //! until-close for HTTP/1.0; no body at all for HEAD, 1xx, 204 and 304.
 
 use crate::body::ProxyBody;
+use crate::headers::Decimal;
 use crate::pump::Framing;
-use http::header::{self, HeaderValue};
+use http::header;
 use http::{StatusCode, Version};
 use http_body::Body;
 use std::cell::RefCell;
@@ -84,7 +85,7 @@ pub fn encode_head(
     } else if req.head {
         if !has_length {
             if let Some(n) = body.size_hint().exact().filter(|n| *n > 0) {
-                put(out, b"content-length", HeaderValue::from(n).as_bytes());
+                put(out, b"content-length", Decimal::new(n).as_bytes());
             }
         }
         Framing::Skip
@@ -92,7 +93,7 @@ pub fn encode_head(
         put(out, b"content-length", b"0");
         Framing::Skip
     } else if let Some(n) = body.size_hint().exact() {
-        put(out, b"content-length", HeaderValue::from(n).as_bytes());
+        put(out, b"content-length", Decimal::new(n).as_bytes());
         Framing::Raw
     } else if req.version == Version::HTTP_11 {
         put(out, b"transfer-encoding", b"chunked");

@@ -136,8 +136,7 @@ pub fn encode_request_head(
     match framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
-            let mut digits = itoa_buf(n);
-            put_header(buf, b"content-length", digits.as_bytes_mut());
+            put_header(buf, b"content-length", headers::Decimal::new(n).as_bytes());
         }
         RequestFraming::Chunked => put_header(buf, b"transfer-encoding", b"chunked"),
     }
@@ -149,33 +148,6 @@ fn put_header(buf: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     buf.extend_from_slice(b": ");
     buf.extend_from_slice(value);
     buf.extend_from_slice(b"\r\n");
-}
-
-/// Decimal digits of `n` without allocating.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn as_bytes_mut(&mut self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa_buf(mut n: u64) -> Digits {
-    let mut d = Digits {
-        buf: [0; 20],
-        start: 20,
-    };
-    loop {
-        d.start -= 1;
-        d.buf[d.start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return d;
-        }
-    }
 }
 
 /// How the body after a response head is delimited.
