@@ -57,6 +57,23 @@ pub struct ProxyBody {
     done: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Bytes still allowed through (request-size-limiting).
     remaining: Option<u64>,
+    /// Headers added to the answer at the edge (see [`Edge`]).
+    edge: Option<Edge>,
+}
+
+/// Headers Tollgate adds to every proxied answer, carried with its body and
+/// written when the head goes out (no header-map insertions on the hot
+/// path). They come after the header_filter phase, so plugins see the
+/// backend's headers only; a backend's own `X-Request-Id` or latency
+/// headers are replaced, its `Via` kept before ours.
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// `X-Request-Id`.
+    pub request_id: http::HeaderValue,
+    /// `X-Kong-Upstream-Latency`, ms.
+    pub upstream_ms: u64,
+    /// `X-Kong-Proxy-Latency`, ms.
+    pub proxy_ms: u64,
 }
 
 impl ProxyBody {
@@ -67,6 +84,7 @@ impl ProxyBody {
             log: None,
             done: None,
             remaining: None,
+            edge: None,
         }
     }
 
@@ -77,6 +95,7 @@ impl ProxyBody {
             log: None,
             done: None,
             remaining: None,
+            edge: None,
         }
     }
 
@@ -87,6 +106,7 @@ impl ProxyBody {
             log: None,
             done: None,
             remaining: None,
+            edge: None,
         }
     }
 
@@ -97,6 +117,7 @@ impl ProxyBody {
             log: None,
             done: None,
             remaining: None,
+            edge: None,
         }
     }
 
@@ -107,7 +128,24 @@ impl ProxyBody {
             log: None,
             done: None,
             remaining: None,
+            edge: None,
         }
+    }
+
+    /// Attaches the edge headers of a proxied answer.
+    pub fn with_edge(mut self, edge: Edge) -> Self {
+        self.edge = Some(edge);
+        self
+    }
+
+    /// The edge headers, if this is a proxied answer.
+    pub fn edge(&self) -> Option<&Edge> {
+        self.edge.as_ref()
+    }
+
+    /// Takes the edge headers out (to put them into a header map).
+    pub fn take_edge(&mut self) -> Option<Edge> {
+        self.edge.take()
     }
 
     /// Cuts the body with [`BodyError::TooLarge`] past `limit` bytes.

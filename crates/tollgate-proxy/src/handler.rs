@@ -7,7 +7,7 @@
 //! dropped. Dropping this future (client gone) cancels the upstream request.
 
 use crate::access_log::LogRecord;
-use crate::body::ProxyBody;
+use crate::body::{Edge, ProxyBody};
 use crate::context::{ConnInfo, Worker};
 use crate::error::{ErrorKind, ProxyError};
 use crate::headers::{self, *};
@@ -342,8 +342,6 @@ async fn proxy(
     let (mut parts, body) = response.into_parts();
     // The backend's hop-by-hop headers were left out when its head was parsed.
     let h = &mut parts.headers;
-    h.insert(X_REQUEST_ID, request_id.clone());
-    h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
     for (name, value) in plugin_headers {
         h.append(name, value);
     }
@@ -358,19 +356,16 @@ async fn proxy(
             }
         }
     }
-    h.insert(
-        X_KONG_UPSTREAM_LATENCY,
-        headers::millis_value(upstream_latency.as_millis()),
-    );
-    h.insert(
-        X_KONG_PROXY_LATENCY,
-        headers::millis_value(proxy_latency.as_millis()),
-    );
     let body = if switching {
         ProxyBody::empty()
     } else {
         ProxyBody::upstream(body)
     };
+    let body = body.with_edge(Edge {
+        request_id: request_id.clone(),
+        upstream_ms: upstream_latency.as_millis() as u64,
+        proxy_ms: proxy_latency.as_millis() as u64,
+    });
     Ok((Response::from_parts(parts, body), names))
 }
 

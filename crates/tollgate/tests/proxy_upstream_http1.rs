@@ -70,3 +70,42 @@ async fn a_backend_answer_with_conflicting_lengths_is_502() {
     let got = get(&http1(), &format!("{}/", gw.url()), &[]).await;
     assert_eq!(got.status, 502);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_carries_the_request_id_via_and_latencies_over_http1_and_http2() {
+    let b = RawBackend::start(Some(
+        b"HTTP/1.1 200 OK\r\nX-Request-Id: from-backend\r\nVia: 1.1 backend\r\nX-Kong-Proxy-Latency: 999\r\nContent-Length: 2\r\n\r\nok",
+    ))
+    .await;
+    let gw = Gateway::start(&service_at(b.addr), &[]);
+    let check = |h: &http::HeaderMap| {
+        assert_eq!(h["x-request-id"], "abc-123");
+        assert_eq!(h.get_all("x-request-id").iter().count(), 1);
+        let via: Vec<_> = h.get_all("via").iter().collect();
+        assert_eq!(via.len(), 2, "{via:?}");
+        assert_eq!(via[0], "1.1 backend");
+        assert!(via[1].to_str().unwrap().contains("tollgate"));
+        for name in ["x-kong-upstream-latency", "x-kong-proxy-latency"] {
+            assert_eq!(h.get_all(name).iter().count(), 1, "{name}");
+            let ms: u64 = h[name].to_str().unwrap().parse().unwrap();
+            assert!(ms < 999, "{name}: {ms}");
+        }
+    };
+    let got = get(
+        &http1(),
+        &format!("{}/", gw.url()),
+        &[("x-request-id", "abc-123")],
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    check(&got.headers);
+
+    let mut h2 = support::client::h2c(gw.proxy).await;
+    let req = http::Request::get(format!("http://{}/", gw.proxy))
+        .header("x-request-id", "abc-123")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = h2.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    check(resp.headers());
+}

@@ -4,7 +4,10 @@
 
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
+use crate::headers::{millis_value, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID};
+use crate::VIA_TOKEN;
 use bytes::{Buf, BytesMut};
+use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -81,6 +84,22 @@ impl AsyncWrite for Replay {
     }
 }
 
+/// Moves the edge headers of a proxied answer into its header map (hyper
+/// writes the HTTP/2 head from the map).
+fn apply_edge(resp: &mut Response<ProxyBody>) {
+    let Some(e) = resp.body_mut().take_edge() else {
+        return;
+    };
+    let h = resp.headers_mut();
+    h.insert(X_REQUEST_ID, e.request_id);
+    h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
+    h.insert(
+        X_KONG_UPSTREAM_LATENCY,
+        millis_value(u128::from(e.upstream_ms)),
+    );
+    h.insert(X_KONG_PROXY_LATENCY, millis_value(u128::from(e.proxy_ms)));
+}
+
 /// Serves an h2c connection until it ends; on shutdown, stops taking new
 /// streams and lets the open ones finish.
 pub async fn serve<H, F>(
@@ -106,7 +125,12 @@ pub async fn serve<H, F>(
     let client = conn.client;
     let w = worker.clone();
     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        handler(w.clone(), conn.clone(), req.map(ProxyBody::incoming))
+        let answer = handler(w.clone(), conn.clone(), req.map(ProxyBody::incoming));
+        async move {
+            let Ok(mut resp) = answer.await;
+            apply_edge(&mut resp);
+            Ok::<_, Infallible>(resp)
+        }
     });
     let io = TokioIo::new(Replay { early, stream });
     let connection = builder.serve_connection(io, svc);

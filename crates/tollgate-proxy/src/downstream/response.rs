@@ -3,8 +3,9 @@
 //! until-close for HTTP/1.0; no body at all for HEAD, 1xx, 204 and 304.
 
 use crate::body::ProxyBody;
-use crate::headers::Decimal;
+use crate::headers::{Decimal, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID};
 use crate::pump::Framing;
+use crate::VIA_TOKEN;
 use http::header;
 use http::{StatusCode, Version};
 use http_body::Body;
@@ -55,8 +56,16 @@ pub fn encode_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
+    let edge = body.edge();
     // One pass over the headers, no lookups by name.
     for (name, value) in &parts.headers {
+        if edge.is_some()
+            && (name == X_REQUEST_ID
+                || name == X_KONG_UPSTREAM_LATENCY
+                || name == X_KONG_PROXY_LATENCY)
+        {
+            continue;
+        }
         if name == header::CONNECTION {
             for token in value.as_bytes().split(|b| *b == b',') {
                 let token = token.trim_ascii();
@@ -76,6 +85,20 @@ pub fn encode_head(
         }
         has_date |= name == header::DATE;
         put(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(e) = edge {
+        put(out, b"x-request-id", e.request_id.as_bytes());
+        put(out, b"via", VIA_TOKEN.as_bytes());
+        put(
+            out,
+            b"x-kong-upstream-latency",
+            Decimal::new(e.upstream_ms).as_bytes(),
+        );
+        put(
+            out,
+            b"x-kong-proxy-latency",
+            Decimal::new(e.proxy_ms).as_bytes(),
+        );
     }
     if !has_date {
         with_date(|d| put(out, b"date", d));
