@@ -320,6 +320,7 @@ async fn proxy(
     )
     .await
     .map_err(|e| (e, names.clone()))?;
+    headers::recycle_map(std::mem::take(&mut parts.headers));
     let upstream_latency = start.elapsed() - proxy_latency;
 
     let response = answer.response;

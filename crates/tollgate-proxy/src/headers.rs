@@ -235,3 +235,47 @@ impl Decimal {
         &self.buf[self.start..]
     }
 }
+
+/// Header maps kept for reuse by this worker thread: building a request's
+/// and a response's map would otherwise cost four allocations per request.
+mod recycle {
+    use http::HeaderMap;
+    use std::cell::RefCell;
+
+    /// Most maps kept per thread.
+    const KEEP: usize = 64;
+    /// Maps that grew beyond this many entries are not kept.
+    const LARGEST: usize = 64;
+
+    thread_local! {
+        static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty map with room for `n` entries.
+    pub fn take(n: usize) -> HeaderMap {
+        let reused = MAPS.with(|m| m.borrow_mut().pop());
+        match reused {
+            Some(mut map) => {
+                map.reserve(n);
+                map
+            }
+            None => HeaderMap::with_capacity(n),
+        }
+    }
+
+    /// Gives a map back once its message is done with.
+    pub fn give(mut map: HeaderMap) {
+        if map.capacity() > LARGEST {
+            return;
+        }
+        map.clear();
+        MAPS.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() < KEEP {
+                m.push(map);
+            }
+        });
+    }
+}
+
+pub use recycle::{give as recycle_map, take as reuse_map};

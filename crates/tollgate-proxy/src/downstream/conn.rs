@@ -231,7 +231,7 @@ pub async fn serve_connection<H, F>(
         // Dropping the answer's body writes its access-log line, returns the
         // backend connection, and gives back the request body's buffer.
         drop(pump);
-        drop(parts);
+        crate::headers::recycle_map(parts.headers);
         if !sent {
             tracing::debug!(client = %conn.client, elapsed = ?started.elapsed(), "answer not delivered");
             return;

@@ -3,7 +3,7 @@
 //! body length could be read two ways.
 
 use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 use std::mem::MaybeUninit;
 
@@ -122,7 +122,7 @@ pub fn parse_request_head(
     let uri = Uri::from_maybe_shared(head.slice(path_span.0..path_span.0 + path_span.1))
         .map_err(|_| HeadError::Bad("invalid request target"))?;
 
-    let mut headers = HeaderMap::with_capacity(count + ROOM_FOR_ADDED);
+    let mut headers = crate::headers::reuse_map(count + ROOM_FOR_ADDED);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut hosts = 0;

@@ -7,7 +7,7 @@
 
 use crate::headers;
 use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 
 /// Most header lines accepted in a backend's response head.
@@ -232,7 +232,7 @@ pub fn parse_response_head(
     }
     let head = buf.split_to(len).freeze();
     // Room for the headers the proxy adds on the way down.
-    let mut headers = HeaderMap::with_capacity(count + 4);
+    let mut headers = headers::reuse_map(count + 4);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut has_te = false;
