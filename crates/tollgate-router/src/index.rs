@@ -180,8 +180,12 @@ struct Slot {
     regexes: RegexIndex,
 }
 
-/// Key bytes → slot, for one key length.
-type SlotMap = HashMap<Box<[u8]>, Slot>;
+/// Key bytes → slot, for one key length. FNV: the keys come from the
+/// configuration, not from requests, and the lookup runs on every request.
+type SlotMap = HashMap<Box<[u8]>, Slot, fnv::FnvBuildHasher>;
+
+/// Host name → path index (FNV, as [`SlotMap`]).
+type HostMap = HashMap<Box<str>, PathIndex, fnv::FnvBuildHasher>;
 
 /// The path index of one host bucket.
 ///
@@ -296,9 +300,9 @@ fn push_unique(list: &mut Vec<u32>, rank: u32) {
 /// The whole two-level index.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    exact: HashMap<Box<str>, PathIndex>,
-    suffix: HashMap<Box<str>, PathIndex>,
-    prefix: HashMap<Box<str>, PathIndex>,
+    exact: HostMap,
+    suffix: HostMap,
+    prefix: HostMap,
     any_host: PathIndex,
 }
 
@@ -326,7 +330,7 @@ impl Index {
                 push_unique(map.entry(Box::from(&**key)).or_default(), rank);
             }
         }
-        let build_map = |m: HashMap<Box<str>, Vec<u32>>| -> HashMap<Box<str>, PathIndex> {
+        let build_map = |m: HashMap<Box<str>, Vec<u32>>| -> HostMap {
             m.into_iter()
                 .map(|(k, ranks)| (k, PathIndex::build(&ranks, matchers)))
                 .collect()

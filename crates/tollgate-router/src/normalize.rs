@@ -40,9 +40,21 @@ pub fn normalize_path(raw: &str) -> Cow<'_, str> {
 
 /// Quick scan: can normalisation change this (query-less) path at all?
 fn needs_work(path: &str) -> bool {
-    path.contains('%')
-        || path.contains("//")
-        || path.split('/').any(|seg| seg == "." || seg == "..")
+    let b = path.as_bytes();
+    // One pass over the bytes for the common, clean path; the exact dot
+    // segment check only runs when a `.` follows a `/` (or starts the path).
+    let mut dot_after_slash = b.first() == Some(&b'.');
+    for w in b.windows(2) {
+        match w {
+            [b'%', _] | [_, b'%'] | [b'/', b'/'] => return true,
+            [b'/', b'.'] => dot_after_slash = true,
+            _ => {}
+        }
+    }
+    if b == b"%" {
+        return true;
+    }
+    dot_after_slash && path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// Whether a byte is an RFC 3986 unreserved character.

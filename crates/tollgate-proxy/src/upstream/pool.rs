@@ -36,13 +36,14 @@ impl Default for PoolOptions {
     }
 }
 
-/// The idle connections of one worker. A connection stays in the same box
+/// The idle connections of one worker (FNV-hashed: the keys are a handful
+/// of short `host:port` strings from the configuration). A connection stays in the same box
 /// for its whole life, so moving it in and out of requests copies a pointer.
 #[derive(Debug, Default)]
 pub struct Pool {
     // Boxed on purpose: the box travels with the request and back (see above).
     #[allow(clippy::vec_box)]
-    idle: Mutex<HashMap<PoolKey, Vec<Box<Conn>>, Fnv>>,
+    idle: Mutex<HashMap<PoolKey, Vec<Box<Conn>>, fnv::FnvBuildHasher>>,
     options: PoolOptions,
 }
 
@@ -87,32 +88,5 @@ impl Pool {
     pub fn idle_count(&self, key: &str) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.get(key).map_or(0, Vec::len)
-    }
-}
-
-/// FNV-1a: keys are a handful of short `host:port` strings chosen by the
-/// operator, so a DoS-resistant hash buys nothing and costs on every request.
-type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
-
-/// The FNV-1a 64-bit hasher.
-#[derive(Debug)]
-pub struct FnvHasher(u64);
-
-impl Default for FnvHasher {
-    fn default() -> Self {
-        FnvHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for FnvHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
     }
 }
