@@ -249,6 +249,7 @@ async fn proxy(
         None
     };
 
+    let client_version = req.version();
     let (mut parts, body) = req.into_parts();
     // Hop-by-hop headers go first, so a client's `Connection: x-consumer-id`
     // cannot delete what plugins set below.
@@ -314,6 +315,7 @@ async fn proxy(
             extras: &extras,
             preserved_host: preserved_host.as_ref(),
             upgrade,
+            raw_head: entry.plugins.is_empty() && !upgrade && client_version <= Version::HTTP_11,
         },
         up_body,
         pick,
@@ -366,6 +368,7 @@ async fn proxy(
         request_id: request_id.clone(),
         upstream_ms: upstream_latency.as_millis() as u64,
         proxy_ms: proxy_latency.as_millis() as u64,
+        raw_head: answer.raw_head,
     });
     Ok((Response::from_parts(parts, body), names))
 }

@@ -279,3 +279,59 @@ mod recycle {
 }
 
 pub use recycle::{give as recycle_map, take as reuse_map};
+
+/// What a header name means to the proxy when a head is passed on without
+/// a header map (see [`raw_class`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawClass {
+    /// Passed on as it is.
+    Other,
+    /// `Date`: passed on, and none is added.
+    Date,
+    /// `Content-Length`: replaced by the proxy's own framing.
+    ContentLength,
+    /// `Connection`: read for keep-alive, not passed on.
+    Connection,
+    /// `Transfer-Encoding`: read for framing, not passed on.
+    TransferEncoding,
+    /// Another hop-by-hop header: not passed on.
+    Hop,
+    /// A header the proxy sets itself (`X-Request-Id`, latencies): replaced.
+    Edge,
+}
+
+/// Classifies a header name given as bytes (case-insensitive), without
+/// building a `HeaderName`.
+pub fn raw_class(name: &[u8]) -> RawClass {
+    let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+    match name.len() {
+        2 if is("te") => RawClass::Hop,
+        4 if is("date") => RawClass::Date,
+        7 if is("upgrade") => RawClass::Hop,
+        10 if is("connection") => RawClass::Connection,
+        10 if is("keep-alive") => RawClass::Hop,
+        12 if is("x-request-id") => RawClass::Edge,
+        14 if is("content-length") => RawClass::ContentLength,
+        16 if is("proxy-connection") => RawClass::Hop,
+        17 if is("transfer-encoding") => RawClass::TransferEncoding,
+        18 if is("proxy-authenticate") => RawClass::Hop,
+        19 if is("proxy-authorization") => RawClass::Hop,
+        20 if is("x-kong-proxy-latency") => RawClass::Edge,
+        23 if is("x-kong-upstream-latency") => RawClass::Edge,
+        _ => RawClass::Other,
+    }
+}
+
+/// The header lines of a raw HTTP/1 head (status or request line skipped),
+/// each as `(name, value, whole line without its line ending)`. The head was
+/// validated by the parser that produced it.
+pub fn raw_lines(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> {
+    head.split(|b| *b == b'\n')
+        .skip(1)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            let colon = l.iter().position(|b| *b == b':')?;
+            Some((&l[..colon], l[colon + 1..].trim_ascii(), l))
+        })
+}

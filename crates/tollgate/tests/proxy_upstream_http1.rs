@@ -74,11 +74,15 @@ async fn a_backend_answer_with_conflicting_lengths_is_502() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_answer_carries_the_request_id_via_and_latencies_over_http1_and_http2() {
     let b = RawBackend::start(Some(
-        b"HTTP/1.1 200 OK\r\nX-Request-Id: from-backend\r\nVia: 1.1 backend\r\nX-Kong-Proxy-Latency: 999\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-Request-Id: from-backend\r\nVia: 1.1 backend\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\nProxy-Connection: x\r\nX-Kong-Proxy-Latency: 999\r\nX-Backend: kept\r\nContent-Length: 2\r\n\r\nok",
     ))
     .await;
     let gw = Gateway::start(&service_at(b.addr), &[]);
     let check = |h: &http::HeaderMap| {
+        assert_eq!(h["x-backend"], "kept");
+        for hop in ["keep-alive", "proxy-connection"] {
+            assert!(!h.contains_key(hop), "{hop} passed on: {h:?}");
+        }
         assert_eq!(h["x-request-id"], "abc-123");
         assert_eq!(h.get_all("x-request-id").iter().count(), 1);
         let via: Vec<_> = h.get_all("via").iter().collect();

@@ -4,7 +4,9 @@
 
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
-use crate::headers::{millis_value, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID};
+use crate::headers::{
+    self, millis_value, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID,
+};
 use crate::VIA_TOKEN;
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderValue};
@@ -91,6 +93,22 @@ fn apply_edge(resp: &mut Response<ProxyBody>) {
         return;
     };
     let h = resp.headers_mut();
+    if let Some(raw) = &e.raw_head {
+        for (name, value, _) in headers::raw_lines(raw) {
+            if !matches!(
+                headers::raw_class(name),
+                headers::RawClass::Other | headers::RawClass::Date
+            ) {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(name),
+                HeaderValue::from_bytes(value),
+            ) {
+                h.append(n, v);
+            }
+        }
+    }
     h.insert(X_REQUEST_ID, e.request_id);
     h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
     h.insert(

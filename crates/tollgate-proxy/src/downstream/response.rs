@@ -3,7 +3,9 @@
 //! until-close for HTTP/1.0; no body at all for HEAD, 1xx, 204 and 304.
 
 use crate::body::ProxyBody;
-use crate::headers::{Decimal, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID};
+use crate::headers::{
+    self, Decimal, RawClass, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID,
+};
 use crate::pump::Framing;
 use crate::VIA_TOKEN;
 use http::header;
@@ -85,6 +87,25 @@ pub fn encode_head(
         }
         has_date |= name == header::DATE;
         put(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(raw) = edge.and_then(|e| e.raw_head.as_ref()) {
+        // The backend's header lines, copied as they are; its hop-by-hop
+        // headers, framing and the headers set below are left out.
+        for (name, _, line) in headers::raw_lines(raw) {
+            match headers::raw_class(name) {
+                RawClass::Other => {}
+                RawClass::Date => has_date = true,
+                RawClass::ContentLength => {
+                    has_length = true;
+                    if !keep_length {
+                        continue;
+                    }
+                }
+                _ => continue,
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
     }
     if let Some(e) = edge {
         put(out, b"x-request-id", e.request_id.as_bytes());
@@ -194,6 +215,28 @@ mod tests {
         assert!(head.ends_with("content-length: 5\r\n\r\n"), "{head}");
         assert_eq!(plan.framing, Framing::Raw);
         assert!(!plan.close);
+    }
+
+    #[test]
+    fn a_raw_backend_head_is_copied_without_hop_by_hop_lines() {
+        let raw = Bytes::from_static(
+            b"HTTP/1.1 200 OK\r\nServer: be\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nContent-Length: 2\r\nX-Request-Id: be\r\nDate: Sat, 28 Nov 2026 00:00:00 GMT\r\nX-A: 1\r\n\r\n",
+        );
+        let body = ProxyBody::full(Bytes::from_static(b"ok")).with_edge(crate::body::Edge {
+            request_id: http::HeaderValue::from_static("rid"),
+            upstream_ms: 3,
+            proxy_ms: 0,
+            raw_head: Some(raw),
+        });
+        let (head, plan) = encode(http::Response::new(body), GET11);
+        let expected = format!(
+            "HTTP/1.1 200 OK\r\nServer: be\r\nDate: Sat, 28 Nov 2026 00:00:00 GMT\r\nX-A: 1\r\n\
+             x-request-id: rid\r\nvia: {}\r\nx-kong-upstream-latency: 3\r\n\
+             x-kong-proxy-latency: 0\r\ncontent-length: 2\r\n\r\n",
+            crate::VIA_TOKEN
+        );
+        assert_eq!(head, expected);
+        assert_eq!(plan.framing, Framing::Raw);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! The response head is parsed with `httparse` straight out of the
 //! connection's read buffer; header values are slices of that buffer (no copy).
 
-use crate::headers;
+use crate::headers::{self, RawClass};
 use bytes::BytesMut;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
@@ -172,6 +172,9 @@ pub struct ResponseHead {
     pub framing: BodyFraming,
     /// Whether the connection may carry another request afterwards.
     pub keep_alive: bool,
+    /// In raw mode: the whole head, passed on line by line when the answer
+    /// is written (the response's header map is then left empty).
+    pub raw: Option<bytes::Bytes>,
 }
 
 /// What one parse attempt found in the buffer.
@@ -187,11 +190,14 @@ pub enum Parsed {
 
 /// Parses a response head at the start of `buf`, taking its bytes out on
 /// success. `method` is the request's (a HEAD answer has no body) and
-/// `upgrade` whether it asked for a protocol switch.
+/// `upgrade` whether it asked for a protocol switch. With `raw`, no header
+/// map is built when it can be avoided (nobody will look at the headers):
+/// the head is kept whole in [`ResponseHead::raw`] instead.
 pub fn parse_response_head(
     buf: &mut BytesMut,
     method: &Method,
     upgrade: bool,
+    raw: bool,
     spans: &mut Vec<(u32, u32, u32, u32)>,
 ) -> Result<Parsed, CodecError> {
     let mut slots =
@@ -231,25 +237,22 @@ pub fn parse_response_head(
         spans.push((n, n + h.name.len() as u32, v, v + h.value.len() as u32));
     }
     let head = buf.split_to(len).freeze();
-    // Room for the headers the proxy adds on the way down.
-    let mut headers = headers::reuse_map(count + 4);
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut has_te = false;
     let mut close = version == Version::HTTP_10;
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    // Names a `Connection` header lists (other than the usual tokens): hop-by-hop too.
-    let mut listed: Vec<HeaderName> = Vec::new();
+    // Whether a `Connection` header lists other header names (hop-by-hop too).
+    let mut lists_names = false;
+    // First pass, on the bytes: framing and keep-alive.
     for &(ns, ne, vs, ve) in spans.iter() {
-        let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
-        let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| CodecError::BadHeader)?;
-        let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
-            .map_err(|_| CodecError::BadHeader)?;
-        // Hop-by-hop headers are read for framing and never passed on.
-        match headers::hop_bit(&name) {
-            0 => {}
-            headers::CONNECTION_BIT => {
-                for token in value.as_bytes().split(|b| *b == b',') {
+        let (name, value) = (
+            &head[ns as usize..ne as usize],
+            &head[vs as usize..ve as usize],
+        );
+        match headers::raw_class(name) {
+            RawClass::Connection => {
+                for token in value.split(|b| *b == b',') {
                     let token = token.trim_ascii();
                     if token.eq_ignore_ascii_case(b"close") {
                         close = true;
@@ -258,34 +261,73 @@ pub fn parse_response_head(
                             close = false;
                         }
                     } else if !token.eq_ignore_ascii_case(b"upgrade") && !token.is_empty() {
-                        if let Ok(n) = HeaderName::from_bytes(token) {
-                            listed.push(n);
-                        }
+                        lists_names = true;
                     }
                 }
-                continue;
             }
-            headers::TRANSFER_ENCODING_BIT => {
+            RawClass::TransferEncoding => {
                 has_te = true;
                 // Only a final `chunked` coding delimits the body.
-                chunked = last_token(value.as_bytes()).eq_ignore_ascii_case(b"chunked");
+                chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
+            }
+            RawClass::ContentLength => {
+                let n = parse_content_length(value)?;
+                if content_length.is_some_and(|prev| prev != n) {
+                    return Err(CodecError::BadContentLength);
+                }
+                content_length = Some(n);
+            }
+            _ => {}
+        }
+    }
+    let raw = raw && !lists_names && !switching;
+    let mut headers = if raw {
+        http::HeaderMap::new()
+    } else {
+        // Room for the headers the proxy adds on the way down.
+        headers::reuse_map(count + 4)
+    };
+    if !raw {
+        // Second pass: the header map, without hop-by-hop headers.
+        let mut listed: Vec<HeaderName> = Vec::new();
+        for &(ns, ne, vs, ve) in spans.iter() {
+            let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
+            let class = headers::raw_class(&head[ns..ne]);
+            let keep = match class {
+                RawClass::Other | RawClass::Date | RawClass::ContentLength | RawClass::Edge => true,
+                RawClass::Hop => {
+                    (switching && head[ns..ne].eq_ignore_ascii_case(b"upgrade"))
+                        || (head[ns..ne].eq_ignore_ascii_case(b"te")
+                            && head[vs..ve].eq_ignore_ascii_case(b"trailers"))
+                }
+                RawClass::Connection => {
+                    for token in head[vs..ve].split(|b| *b == b',') {
+                        let token = token.trim_ascii();
+                        let usual = token.is_empty()
+                            || token.eq_ignore_ascii_case(b"close")
+                            || token.eq_ignore_ascii_case(b"keep-alive")
+                            || token.eq_ignore_ascii_case(b"upgrade");
+                        if !usual {
+                            if let Ok(n) = HeaderName::from_bytes(token) {
+                                listed.push(n);
+                            }
+                        }
+                    }
+                    false
+                }
+                RawClass::TransferEncoding => false,
+            };
+            if !keep {
                 continue;
             }
-            headers::UPGRADE_BIT if switching => {}
-            headers::TE_BIT if value.as_bytes().eq_ignore_ascii_case(b"trailers") => {}
-            _ => continue,
+            let name = HeaderName::from_bytes(&head[ns..ne]).map_err(|_| CodecError::BadHeader)?;
+            let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
+                .map_err(|_| CodecError::BadHeader)?;
+            headers.append(name, value);
         }
-        if name == header::CONTENT_LENGTH {
-            let n = parse_content_length(value.as_bytes())?;
-            if content_length.is_some_and(|prev| prev != n) {
-                return Err(CodecError::BadContentLength);
-            }
-            content_length = Some(n);
+        for name in listed {
+            headers.remove(&name);
         }
-        headers.append(name, value);
-    }
-    for name in listed {
-        headers.remove(&name);
     }
     let bodyless = *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
@@ -324,6 +366,7 @@ pub fn parse_response_head(
         response,
         framing,
         keep_alive: !close && status != StatusCode::SWITCHING_PROTOCOLS,
+        raw: raw.then_some(head),
     }))
 }
 
@@ -357,7 +400,7 @@ mod tests {
 
     fn parse(raw: &str, method: Method) -> Result<Parsed, CodecError> {
         let mut buf = BytesMut::from(raw.as_bytes());
-        parse_response_head(&mut buf, &method, false, &mut Vec::new())
+        parse_response_head(&mut buf, &method, false, false, &mut Vec::new())
     }
 
     fn head(raw: &str) -> ResponseHead {
@@ -445,11 +488,11 @@ mod tests {
     fn interim_answers_are_skipped_and_partial_heads_wait() {
         let mut buf = BytesMut::from(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"[..]);
         assert!(matches!(
-            parse_response_head(&mut buf, &Method::GET, false, &mut Vec::new()),
+            parse_response_head(&mut buf, &Method::GET, false, false, &mut Vec::new()),
             Ok(Parsed::Interim)
         ));
         assert!(matches!(
-            parse_response_head(&mut buf, &Method::GET, false, &mut Vec::new()),
+            parse_response_head(&mut buf, &Method::GET, false, false, &mut Vec::new()),
             Ok(Parsed::Partial)
         ));
     }

@@ -104,6 +104,7 @@ pub async fn read_head(
     pump: &mut Option<Pump>,
     method: &Method,
     upgrade: bool,
+    raw: bool,
     read_timeout: Duration,
 ) -> Result<ResponseHead, ExchangeError> {
     let deadline = tokio::time::sleep(read_timeout);
@@ -117,7 +118,8 @@ pub async fn read_head(
             }
         }
         loop {
-            match codec::parse_response_head(&mut conn.buf, method, upgrade, &mut conn.spans)? {
+            match codec::parse_response_head(&mut conn.buf, method, upgrade, raw, &mut conn.spans)?
+            {
                 Parsed::Head(h) => return Poll::Ready(Ok(h)),
                 Parsed::Interim => continue,
                 Parsed::Partial => {}

@@ -28,6 +28,9 @@ pub struct Answer {
     pub response: Response<UpstreamBody>,
     /// After a 101: the backend socket and bytes it sent past the head.
     pub upgraded: Option<(TcpStream, BytesMut)>,
+    /// The backend's head, when it is passed on as it is (see
+    /// [`Outbound::raw_head`]); the response's header map is then empty.
+    pub raw_head: Option<bytes::Bytes>,
 }
 
 /// Opens a new connection to `target`.
@@ -99,6 +102,7 @@ struct Outgoing<'a> {
     method: &'a Method,
     framing: RequestFraming,
     upgrade: bool,
+    raw_head: bool,
     service: &'a ServiceEntry,
 }
 
@@ -133,10 +137,11 @@ async fn attempt(
         &mut pump,
         out.method,
         out.upgrade,
+        out.raw_head,
         out.service.read_timeout,
     )
     .await;
-    let head = match head {
+    let mut head = match head {
         Ok(h) => h,
         Err(e @ (ExchangeError::Closed(0) | ExchangeError::Io(_))) => {
             return match pump {
@@ -152,13 +157,16 @@ async fn attempt(
         return Attempt::Answered(Answer {
             response: Response::from_parts(parts, UpstreamBody::empty()),
             upgraded: Some(conn.into_parts()),
+            raw_head: None,
         });
     }
     let body = UpstreamBody::new(conn, &head, pump, out.service.read_timeout, home);
+    let raw_head = head.raw.take();
     let (parts, ()) = head.response.into_parts();
     Attempt::Answered(Answer {
         response: Response::from_parts(parts, body),
         upgraded: None,
+        raw_head,
     })
 }
 
@@ -173,6 +181,10 @@ pub struct Outbound<'a> {
     pub preserved_host: Option<&'a http::HeaderValue>,
     /// Whether the client asked to switch protocols.
     pub upgrade: bool,
+    /// Whether nobody needs the backend's response headers as a map (no
+    /// plugin on the route, an HTTP/1 client): they are then copied to the
+    /// client line by line, without building one.
+    pub raw_head: bool,
 }
 
 /// Sends the request to the service: on a pooled connection when one is idle, else
@@ -219,6 +231,7 @@ pub async fn send(
             method: &parts.method,
             framing,
             upgrade,
+            raw_head: req.raw_head,
             service,
         };
         let home = (!upgrade).then(|| (pool.clone(), target.key.clone()));
