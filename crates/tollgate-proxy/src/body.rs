@@ -74,9 +74,9 @@ pub struct Edge {
     pub upstream_ms: u64,
     /// `X-Kong-Proxy-Latency`, ms.
     pub proxy_ms: u64,
-    /// The backend's whole head, whose header lines are passed on as they
-    /// are (hop-by-hop ones left out) when no header map was built.
-    pub raw_head: Option<bytes::Bytes>,
+    /// The backend's header lines, passed on as they are (hop-by-hop ones
+    /// left out) when no header map was built.
+    pub raw_head: Option<crate::upstream::codec::RawHead>,
 }
 
 impl ProxyBody {

@@ -301,37 +301,37 @@ pub enum RawClass {
 }
 
 /// Classifies a header name given as bytes (case-insensitive), without
-/// building a `HeaderName`.
+/// building a `HeaderName`. Length and first letter pick the one candidate
+/// to compare, so most names are told apart without comparing bytes.
 pub fn raw_class(name: &[u8]) -> RawClass {
-    let is = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-    match name.len() {
-        2 if is("te") => RawClass::Hop,
-        4 if is("date") => RawClass::Date,
-        7 if is("upgrade") => RawClass::Hop,
-        10 if is("connection") => RawClass::Connection,
-        10 if is("keep-alive") => RawClass::Hop,
-        12 if is("x-request-id") => RawClass::Edge,
-        14 if is("content-length") => RawClass::ContentLength,
-        16 if is("proxy-connection") => RawClass::Hop,
-        17 if is("transfer-encoding") => RawClass::TransferEncoding,
-        18 if is("proxy-authenticate") => RawClass::Hop,
-        19 if is("proxy-authorization") => RawClass::Hop,
-        20 if is("x-kong-proxy-latency") => RawClass::Edge,
-        23 if is("x-kong-upstream-latency") => RawClass::Edge,
-        _ => RawClass::Other,
+    let Some(first) = name.first().map(|b| b | 0x20) else {
+        return RawClass::Other;
+    };
+    let (candidate, class) = match (name.len(), first) {
+        (2, b't') => ("te", RawClass::Hop),
+        (4, b'd') => ("date", RawClass::Date),
+        (7, b'u') => ("upgrade", RawClass::Hop),
+        (10, b'c') => ("connection", RawClass::Connection),
+        (10, b'k') => ("keep-alive", RawClass::Hop),
+        (12, b'x') => ("x-request-id", RawClass::Edge),
+        (14, b'c') => ("content-length", RawClass::ContentLength),
+        (16, b'p') => ("proxy-connection", RawClass::Hop),
+        (17, b't') => ("transfer-encoding", RawClass::TransferEncoding),
+        (18, b'p') => ("proxy-authenticate", RawClass::Hop),
+        (19, b'p') => ("proxy-authorization", RawClass::Hop),
+        (20, b'x') => ("x-kong-proxy-latency", RawClass::Edge),
+        (23, b'x') => ("x-kong-upstream-latency", RawClass::Edge),
+        _ => return RawClass::Other,
+    };
+    // `| 0x20` lower-cases letters and leaves every other token character
+    // unable to match a lower-case letter or `-` (names are tokens).
+    if name
+        .iter()
+        .zip(candidate.as_bytes())
+        .all(|(a, c)| a | 0x20 == *c)
+    {
+        class
+    } else {
+        RawClass::Other
     }
-}
-
-/// The header lines of a raw HTTP/1 head (status or request line skipped),
-/// each as `(name, value, whole line without its line ending)`. The head was
-/// validated by the parser that produced it.
-pub fn raw_lines(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], &[u8])> {
-    head.split(|b| *b == b'\n')
-        .skip(1)
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| {
-            let colon = l.iter().position(|b| *b == b':')?;
-            Some((&l[..colon], l[colon + 1..].trim_ascii(), l))
-        })
 }

@@ -4,9 +4,7 @@
 
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
-use crate::headers::{
-    self, millis_value, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID,
-};
+use crate::headers::{millis_value, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID};
 use crate::VIA_TOKEN;
 use bytes::{Buf, BytesMut};
 use http::header::{self, HeaderValue};
@@ -94,13 +92,7 @@ fn apply_edge(resp: &mut Response<ProxyBody>) {
     };
     let h = resp.headers_mut();
     if let Some(raw) = &e.raw_head {
-        for (name, value, _) in headers::raw_lines(raw) {
-            if !matches!(
-                headers::raw_class(name),
-                headers::RawClass::Other | headers::RawClass::Date
-            ) {
-                continue;
-            }
+        for (name, value) in raw.fields() {
             if let (Ok(n), Ok(v)) = (
                 http::HeaderName::from_bytes(name),
                 HeaderValue::from_bytes(value),

@@ -3,9 +3,7 @@
 //! until-close for HTTP/1.0; no body at all for HEAD, 1xx, 204 and 304.
 
 use crate::body::ProxyBody;
-use crate::headers::{
-    self, Decimal, RawClass, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID,
-};
+use crate::headers::{Decimal, X_KONG_PROXY_LATENCY, X_KONG_UPSTREAM_LATENCY, X_REQUEST_ID};
 use crate::pump::Framing;
 use crate::VIA_TOKEN;
 use http::header;
@@ -89,22 +87,17 @@ pub fn encode_head(
         put(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(raw) = edge.and_then(|e| e.raw_head.as_ref()) {
-        // The backend's header lines, copied as they are; its hop-by-hop
-        // headers, framing and the headers set below are left out.
-        for (name, _, line) in headers::raw_lines(raw) {
-            match headers::raw_class(name) {
-                RawClass::Other => {}
-                RawClass::Date => has_date = true,
-                RawClass::ContentLength => {
-                    has_length = true;
-                    if !keep_length {
-                        continue;
-                    }
-                }
-                _ => continue,
+        // The backend's header lines, copied run by run; its hop-by-hop
+        // headers, framing and the headers set below were left out.
+        for run in raw.runs() {
+            out.extend_from_slice(run);
+        }
+        has_date |= raw.has_date;
+        if let Some(line) = raw.length_line() {
+            has_length = true;
+            if keep_length {
+                out.extend_from_slice(line);
             }
-            out.extend_from_slice(line);
-            out.extend_from_slice(b"\r\n");
         }
     }
     if let Some(e) = edge {
@@ -219,9 +212,21 @@ mod tests {
 
     #[test]
     fn a_raw_backend_head_is_copied_without_hop_by_hop_lines() {
-        let raw = Bytes::from_static(
-            b"HTTP/1.1 200 OK\r\nServer: be\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nContent-Length: 2\r\nX-Request-Id: be\r\nDate: Sat, 28 Nov 2026 00:00:00 GMT\r\nX-A: 1\r\n\r\n",
+        let mut buf = bytes::BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nServer: be\r\nConnection: keep-alive\r\nKeep-Alive: 5\r\nContent-Length: 2\r\nX-Request-Id: be\r\nDate: Sat, 28 Nov 2026 00:00:00 GMT\r\nX-A: 1\r\n\r\n"[..],
         );
+        let parsed = crate::upstream::codec::parse_response_head(
+            &mut buf,
+            &http::Method::GET,
+            false,
+            true,
+            &mut Vec::new(),
+        );
+        let Ok(crate::upstream::codec::Parsed::Head(parsed)) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert!(parsed.response.headers().is_empty());
+        let raw = parsed.raw.expect("raw mode");
         let body = ProxyBody::full(Bytes::from_static(b"ok")).with_edge(crate::body::Edge {
             request_id: http::HeaderValue::from_static("rid"),
             upstream_ms: 3,

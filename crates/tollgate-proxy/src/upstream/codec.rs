@@ -172,13 +172,59 @@ pub struct ResponseHead {
     pub framing: BodyFraming,
     /// Whether the connection may carry another request afterwards.
     pub keep_alive: bool,
-    /// In raw mode: the whole head, passed on line by line when the answer
-    /// is written (the response's header map is then left empty).
-    pub raw: Option<bytes::Bytes>,
+    /// In raw mode: the backend's header lines to pass on as they are (the
+    /// response's header map is then left empty).
+    pub raw: Option<RawHead>,
 }
 
-/// What one parse attempt found in the buffer.
+/// Most runs of consecutive header lines a raw head is cut into (headers
+/// left out split runs); a head that needs more gets a header map instead.
+const RAW_RUNS: usize = 4;
+
+/// A backend head passed on without a header map: the runs of header lines
+/// kept (hop-by-hop, framing and proxy-set headers left out), each copied
+/// with one `memcpy` when the answer head is written.
+#[derive(Debug, Clone)]
+pub struct RawHead {
+    head: bytes::Bytes,
+    runs: [(u32, u32); RAW_RUNS],
+    n_runs: u8,
+    /// The backend's `Content-Length` line, for answers that keep it (HEAD, 304).
+    length_line: Option<(u32, u32)>,
+    /// Whether a `Date` line is among the runs.
+    pub has_date: bool,
+}
+
+impl RawHead {
+    /// The header lines kept, in order, each run ending with CRLF.
+    pub fn runs(&self) -> impl Iterator<Item = &[u8]> {
+        self.runs[..usize::from(self.n_runs)]
+            .iter()
+            .map(|&(a, b)| &self.head[a as usize..b as usize])
+    }
+
+    /// The backend's `Content-Length` line with its CRLF, if it sent one.
+    pub fn length_line(&self) -> Option<&[u8]> {
+        self.length_line
+            .map(|(a, b)| &self.head[a as usize..b as usize])
+    }
+
+    /// Every header line kept, as (name, value), for building a map.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.runs().flat_map(|run| {
+            run.split(|b| *b == b'\n').filter_map(|line| {
+                let line = line.strip_suffix(b"\r")?;
+                let colon = line.iter().position(|b| *b == b':')?;
+                Some((&line[..colon], line[colon + 1..].trim_ascii()))
+            })
+        })
+    }
+}
+
+/// What one parse attempt found in the buffer. (The head is returned by
+/// value once per response; boxing it would cost an allocation instead.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     /// Not a whole head yet: read more.
     Partial,
@@ -244,13 +290,44 @@ pub fn parse_response_head(
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     // Whether a `Connection` header lists other header names (hop-by-hop too).
     let mut lists_names = false;
+    // Runs of kept header lines, for raw mode.
+    let mut runs = [(0u32, 0u32); RAW_RUNS];
+    let mut n_runs = 0usize;
+    let mut raw_fits = raw;
+    let mut has_date = false;
+    let mut length_line = None;
     // First pass, on the bytes: framing and keep-alive.
-    for &(ns, ne, vs, ve) in spans.iter() {
+    for (i, &(ns, ne, vs, ve)) in spans.iter().enumerate() {
         let (name, value) = (
             &head[ns as usize..ne as usize],
             &head[vs as usize..ve as usize],
         );
-        match headers::raw_class(name) {
+        let class = headers::raw_class(name);
+        if raw_fits {
+            // A line runs up to the next header's name (or the blank line);
+            // only CRLF-terminated lines are copied as they are.
+            let end = spans.get(i + 1).map_or(len as u32 - 2, |next| next.0);
+            if head.get(end as usize - 2..end as usize) != Some(&b"\r\n"[..]) {
+                raw_fits = false;
+            } else {
+                match class {
+                    RawClass::Other | RawClass::Date => {
+                        has_date |= class == RawClass::Date;
+                        if n_runs > 0 && runs[n_runs - 1].1 == ns {
+                            runs[n_runs - 1].1 = end;
+                        } else if n_runs < RAW_RUNS {
+                            runs[n_runs] = (ns, end);
+                            n_runs += 1;
+                        } else {
+                            raw_fits = false;
+                        }
+                    }
+                    RawClass::ContentLength => length_line = Some((ns, end)),
+                    _ => {}
+                }
+            }
+        }
+        match class {
             RawClass::Connection => {
                 for token in value.split(|b| *b == b',') {
                     let token = token.trim_ascii();
@@ -280,7 +357,7 @@ pub fn parse_response_head(
             _ => {}
         }
     }
-    let raw = raw && !lists_names && !switching;
+    let raw = raw_fits && !lists_names && !switching;
     let mut headers = if raw {
         http::HeaderMap::new()
     } else {
@@ -366,7 +443,13 @@ pub fn parse_response_head(
         response,
         framing,
         keep_alive: !close && status != StatusCode::SWITCHING_PROTOCOLS,
-        raw: raw.then_some(head),
+        raw: raw.then_some(RawHead {
+            head,
+            runs,
+            n_runs: n_runs as u8,
+            length_line,
+            has_date,
+        }),
     }))
 }
 

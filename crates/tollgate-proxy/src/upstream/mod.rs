@@ -30,7 +30,7 @@ pub struct Answer {
     pub upgraded: Option<(TcpStream, BytesMut)>,
     /// The backend's head, when it is passed on as it is (see
     /// [`Outbound::raw_head`]); the response's header map is then empty.
-    pub raw_head: Option<bytes::Bytes>,
+    pub raw_head: Option<codec::RawHead>,
 }
 
 /// Opens a new connection to `target`.
