@@ -113,3 +113,42 @@ async fn every_answer_carries_the_request_id_via_and_latencies_over_http1_and_ht
     assert_eq!(resp.status(), 200);
     check(resp.headers());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn head_and_304_answers_keep_the_backends_content_length_and_carry_no_body() {
+    let head = RawBackend::start(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 42\r\n\r\n",
+    ))
+    .await;
+    let gw = Gateway::start(&service_at(head.addr), &[]);
+    let resp = raw(
+        gw.proxy,
+        b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (h, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    assert!(h.to_ascii_lowercase().contains("content-length: 42"), "{h}");
+    assert_eq!(
+        h.to_ascii_lowercase().matches("content-length").count(),
+        1,
+        "{h}"
+    );
+    assert!(h.contains("Content-Type: text/plain"), "{h}");
+    assert!(body.is_empty(), "a HEAD answer carried a body: {body:?}");
+
+    let not_modified = RawBackend::start(Some(
+        b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 42\r\n\r\n",
+    ))
+    .await;
+    let gw = Gateway::start(&service_at(not_modified.addr), &[]);
+    let resp = raw(
+        gw.proxy,
+        b"GET / HTTP/1.1\r\nHost: a\r\nIf-None-Match: \"v1\"\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (h, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(h.starts_with("HTTP/1.1 304"), "{h}");
+    assert!(h.contains("ETag: \"v1\""), "{h}");
+    assert!(body.is_empty(), "{body:?}");
+}
