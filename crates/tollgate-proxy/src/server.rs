@@ -1,6 +1,7 @@
-//! Listeners: binding (one socket per worker with `SO_REUSEPORT`), accepting,
-//! and serving HTTP/1.1 and HTTP/2 (h2c prior knowledge) on each connection,
-//! with the hardening limits of [`crate::ProxyOptions`] and a graceful drain.
+//! Listeners: binding (one socket per worker with `SO_REUSEPORT`), accepting
+//! under the connection cap ([`accept`], shared with the proxy listener in
+//! [`crate::downstream`]), and hyper-based serving of HTTP/1.1 and HTTP/2 for
+//! the status and admin listeners, with a graceful drain.
 
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
@@ -14,7 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// Fails when `addr` is already in use by anyone, including another
@@ -77,26 +78,19 @@ pub fn http_builder(worker: &Worker) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Accepts connections on `listener` until `shutdown` turns true, then stops
-/// accepting and lets in-flight requests finish for up to `drain_timeout`.
-///
-/// `handler` serves each request; [`handler::handle`] is the proxy.
-pub async fn serve<H, F>(
-    listener: TcpListener,
-    worker: Arc<Worker>,
-    handler: H,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
-{
-    let builder = Arc::new(http_builder(&worker));
-    let graceful = GracefulShutdown::new();
+/// Waits for the next client connection, under the node's connection cap
+/// (connections beyond it are closed at once), with Nagle off. `None` once
+/// `shutdown` turns true. Shared by the proxy and the status/admin listeners.
+pub async fn accept(
+    listener: &TcpListener,
+    worker: &Worker,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, Arc<ConnInfo>)> {
     let local = listener.local_addr().ok();
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
+            _ = shutdown.changed() => return None,
             a = listener.accept() => a,
         };
         let (stream, client) = match accepted {
@@ -115,10 +109,30 @@ pub async fn serve<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok().or(local).unwrap_or(client);
-        let conn = Arc::new(
-            ConnInfo::new(client, local, false, &worker.shared.options.trusted_ips)
-                .with_permit(permit),
-        );
+        let conn = ConnInfo::new(client, local, false, &worker.shared.options.trusted_ips)
+            .with_permit(permit);
+        return Some((stream, Arc::new(conn)));
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` turns true, then stops
+/// accepting and lets in-flight requests finish for up to `drain_timeout`.
+///
+/// `handler` serves each request (the status and admin APIs; the proxy
+/// listener is served by [`crate::downstream::serve`]).
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    worker: Arc<Worker>,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
+    let builder = Arc::new(http_builder(&worker));
+    let graceful = GracefulShutdown::new();
+    while let Some((stream, conn)) = accept(&listener, &worker, &mut shutdown).await {
+        let client = conn.client;
         let h = handler.clone();
         let w = worker.clone();
         let svc = hyper::service::service_fn(move |req| h(w.clone(), conn.clone(), req));

@@ -55,33 +55,8 @@ pub async fn serve<H, F>(
     H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
 {
-    let local = listener.local_addr().ok();
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, client) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = worker.shared.connections.clone().try_acquire_owned() else {
-            tracing::warn!(%client, "connection limit reached; closing");
-            drop(stream);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().ok().or(local).unwrap_or(client);
-        let conn = Arc::new(
-            ConnInfo::new(client, local, false, &worker.shared.options.trusted_ips)
-                .with_permit(permit),
-        );
+    while let Some((stream, conn)) = crate::server::accept(&listener, &worker, &mut shutdown).await
+    {
         tokio::spawn(conn::serve_connection(
             stream,
             worker.clone(),
