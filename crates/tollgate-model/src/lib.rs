@@ -11,6 +11,7 @@
 pub mod declarative;
 mod entities;
 mod error;
+pub mod form;
 
 pub use entities::*;
 pub use error::{ConfigError, FieldPath, Issue, PathSegment};

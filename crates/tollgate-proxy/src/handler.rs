@@ -21,6 +21,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tollgate_plugins::runtime::PLUGIN_BODY_MAX;
 use tollgate_router::{normalize_path, upstream_path, RequestInfo};
 
 /// What the access log needs from the request, taken before it moves on.
@@ -258,18 +259,35 @@ async fn proxy(
     let mut strip_args = Vec::new();
     let mut body_limit = None;
     let mut identity = None;
+    let mut body = body;
     if !entry.plugins.is_empty() {
-        let (early, extra, strip, limit, who) = access_phase(entry, &mut parts, conn);
-        plugin_headers = extra;
-        strip_args = strip;
-        body_limit = limit;
-        identity = who;
-        if let Some(early) = early {
+        let buffered = if entry
+            .plugins
+            .iter()
+            .any(|s| s.wants_body(&parts.method, &parts.headers))
+        {
+            let read = read_body(body, PLUGIN_BODY_MAX).await;
+            body = ProxyBody::empty();
+            Some(read.map_err(|e| (e, names.clone()))?)
+        } else {
+            None
+        };
+        let access = access_phase(entry, &mut parts, conn, buffered);
+        plugin_headers = access.response_headers;
+        strip_args = access.strip_query_args;
+        body_limit = access.body_limit;
+        identity = access.identity;
+        if let Some(early) = access.early {
             let mut resp = crate::respond::early_response(early, request_id, &parts.headers);
             for (name, value) in plugin_headers {
                 resp.headers_mut().append(name, value);
             }
             return Ok((resp, names));
+        }
+        if let Some(b) = access.body {
+            // Sent with its (possibly new) length; the client's framing
+            // headers are replaced by the upstream codec.
+            body = ProxyBody::full(b);
         }
     }
     let client_uri = std::mem::replace(
@@ -376,19 +394,28 @@ async fn proxy(
 /// Runs the route's plugins' access phase in order; a plugin may answer
 /// instead of the upstream. Consumer-scoped instances replace the general
 /// one once an authentication plugin has identified the consumer.
-type PluginHeaders = Vec<(http::HeaderName, HeaderValue)>;
+/// What the access phase decided, for the rest of the request.
+struct Access {
+    /// An answer given instead of proxying.
+    early: Option<tollgate_plugins::runtime::EarlyResponse>,
+    /// Headers for the answer (proxied or early).
+    response_headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// Query arguments removed before going upstream.
+    strip_query_args: Vec<String>,
+    /// Request-size limit for bodies of unknown size.
+    body_limit: Option<u64>,
+    /// Who the request was authenticated as.
+    identity: Option<tollgate_plugins::runtime::Identity>,
+    /// The buffered request body (possibly changed by a plugin).
+    body: Option<Bytes>,
+}
 
 fn access_phase(
     entry: &RouteEntry,
     parts: &mut http::request::Parts,
     conn: &ConnInfo,
-) -> (
-    Option<tollgate_plugins::runtime::EarlyResponse>,
-    PluginHeaders,
-    Vec<String>,
-    Option<u64>,
-    Option<tollgate_plugins::runtime::Identity>,
-) {
+    body: Option<Bytes>,
+) -> Access {
     use tollgate_plugins::runtime::{AccessCtx, Flow};
     let mut ctx = AccessCtx {
         method: &parts.method,
@@ -400,22 +427,55 @@ fn access_phase(
         response_headers: Vec::new(),
         strip_query_args: Vec::new(),
         body_limit: None,
+        body,
     };
+    let mut early = None;
     for slot in entry.plugins.iter() {
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
         if let Some(plugin) = slot.for_consumer(consumer) {
-            if let Flow::Respond(early) = plugin.access(&mut ctx) {
-                return (Some(early), ctx.response_headers, Vec::new(), None, None);
+            if let Flow::Respond(answer) = plugin.access(&mut ctx) {
+                early = Some(answer);
+                break;
             }
         }
     }
-    (
-        None,
-        ctx.response_headers,
-        ctx.strip_query_args,
-        ctx.body_limit,
-        ctx.identity,
-    )
+    Access {
+        strip_query_args: if early.is_some() {
+            Vec::new()
+        } else {
+            ctx.strip_query_args
+        },
+        early,
+        response_headers: ctx.response_headers,
+        body_limit: ctx.body_limit,
+        identity: ctx.identity,
+        body: ctx.body,
+    }
+}
+
+/// Reads a request body for the plugins that asked for it, up to `max`
+/// bytes (past that: 413, as request-size-limiting answers).
+async fn read_body(mut body: ProxyBody, max: usize) -> Result<Bytes, ProxyError> {
+    use http_body_util::BodyExt;
+    let mut out = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| match e {
+            crate::body::BodyError::TooLarge => {
+                ProxyError::new(ErrorKind::BodyTooLarge, "request body too large")
+            }
+            e => ProxyError::new(ErrorKind::BadRequest, format!("request body: {e}")),
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > max {
+                return Err(ProxyError::new(
+                    ErrorKind::BodyTooLarge,
+                    "request body larger than plugins may read",
+                ));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
 }
 
 /// The upstream target without the named query arguments.

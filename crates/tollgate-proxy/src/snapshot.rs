@@ -100,6 +100,14 @@ impl PluginSlot {
             .and_then(|c| self.by_consumer.get(&c))
             .or(self.default.as_ref())
     }
+
+    /// Whether any instance in this slot needs the request body read first.
+    pub fn wants_body(&self, method: &http::Method, headers: &http::HeaderMap) -> bool {
+        self.default
+            .iter()
+            .chain(self.by_consumer.values())
+            .any(|p| p.wants_body(method, headers))
+    }
 }
 
 /// Kong's precedence of a plugin's scope for a route (lower = more specific),

@@ -149,16 +149,12 @@ fn http_date(s: &str) -> Option<i64> {
 }
 
 impl HmacAuth {
-    /// Builds the instance; `None` when `validate_request_body` is on (the
-    /// body digest needs body buffering, which this version does not do).
+    /// Builds the instance from a validated config.
     pub fn new(
         config: &serde_json::Value,
         dir: &std::sync::Arc<crate::runtime::Directory>,
     ) -> Option<Self> {
         let config: HmacAuthConfig = serde_json::from_value(config.clone()).ok()?;
-        if config.validate_request_body {
-            return None;
-        }
         Some(HmacAuth {
             config,
             dir: dir.clone(),
@@ -225,9 +221,12 @@ impl HmacAuth {
             .ok_or("HMAC signature does not match")?;
         let mut lines = Vec::with_capacity(params.headers.len());
         for name in &params.headers {
+            let target = ctx.uri.path_and_query().map_or("/", |p| p.as_str());
             if name == "request-line" {
-                let target = ctx.uri.path_and_query().map_or("/", |p| p.as_str());
                 lines.push(format!("{} {} HTTP/1.1", ctx.method, target));
+            } else if name == "@request-target" {
+                let method = ctx.method.as_str().to_ascii_lowercase();
+                lines.push(format!("{name}: {method} {target}"));
             } else {
                 let v = ctx
                     .headers
@@ -249,8 +248,27 @@ impl HmacAuth {
         if !crate::runtime::constant_time_eq(&expected, &given) {
             return Err("HMAC signature does not match");
         }
+        if self.config.validate_request_body && !body_matches_digest(ctx) {
+            return Err("HMAC signature does not match");
+        }
         Ok((consumer, cred, header, params.username))
     }
+}
+
+/// Kong's body check: the `Digest` header must be `SHA-256=<base64 of the
+/// body's SHA-256>`; without a `Digest` header only an empty body passes.
+fn body_matches_digest(ctx: &crate::runtime::AccessCtx<'_>) -> bool {
+    use base64::Engine;
+    use sha2::Digest;
+    let body = ctx.body.as_deref().unwrap_or_default();
+    let Some(given) = ctx.headers.get("digest") else {
+        return body.is_empty();
+    };
+    let expected = format!(
+        "SHA-256={}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(body))
+    );
+    crate::runtime::constant_time_eq(expected.as_bytes(), given.as_bytes())
 }
 
 impl crate::runtime::Plugin for HmacAuth {
@@ -260,6 +278,10 @@ impl crate::runtime::Plugin for HmacAuth {
 
     fn priority(&self) -> i32 {
         1030
+    }
+
+    fn wants_body(&self, _method: &http::Method, _headers: &http::HeaderMap) -> bool {
+        self.config.validate_request_body
     }
 
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {

@@ -83,14 +83,11 @@ impl KeyAuth {
         })
     }
 
-    fn find_key(
-        &self,
-        ctx: &crate::runtime::AccessCtx<'_>,
-    ) -> Option<(String, Option<http::HeaderName>)> {
+    fn find_key(&self, ctx: &crate::runtime::AccessCtx<'_>) -> Option<(String, Option<Found>)> {
         if self.config.key_in_header {
             for n in &self.names {
                 if let Some(v) = ctx.headers.get(n).and_then(|v| v.to_str().ok()) {
-                    return Some((v.to_owned(), Some(n.clone())));
+                    return Some((v.to_owned(), Some(Found::Header(n.clone()))));
                 }
             }
         }
@@ -99,12 +96,31 @@ impl KeyAuth {
             for pair in query.split('&') {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
                 if self.config.key_names.iter().any(|n| n == k) && !v.is_empty() {
-                    return Some((v.to_owned(), None));
+                    return Some((v.to_owned(), Some(Found::Query)));
+                }
+            }
+        }
+        if self.config.key_in_body {
+            let params = ctx
+                .body
+                .as_ref()
+                .and_then(|b| crate::runtime::BodyParams::parse(ctx.headers, b))?;
+            for n in &self.config.key_names {
+                if let Some(v) = params.get(n).filter(|v| !v.is_empty()) {
+                    return Some((v, Some(Found::Body(params))));
                 }
             }
         }
         None
     }
+}
+
+/// Where the key was found (what `hide_credentials` removes).
+#[derive(Debug)]
+enum Found {
+    Header(http::HeaderName),
+    Query,
+    Body(crate::runtime::BodyParams),
 }
 
 impl crate::runtime::Plugin for KeyAuth {
@@ -114,6 +130,10 @@ impl crate::runtime::Plugin for KeyAuth {
 
     fn priority(&self) -> i32 {
         1250
+    }
+
+    fn wants_body(&self, _method: &http::Method, headers: &http::HeaderMap) -> bool {
+        self.config.key_in_body && crate::runtime::BodyParams::understood(headers)
     }
 
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
@@ -129,12 +149,18 @@ impl crate::runtime::Plugin for KeyAuth {
                 Some((consumer, cred)) => {
                     if self.config.hide_credentials {
                         match header {
-                            Some(h) => {
+                            Some(Found::Header(h)) => {
                                 ctx.headers.remove(h);
                             }
-                            None => ctx
+                            Some(Found::Query) | None => ctx
                                 .strip_query_args
                                 .extend(self.config.key_names.iter().cloned()),
+                            Some(Found::Body(mut params)) => {
+                                for n in &self.config.key_names {
+                                    params.remove(n);
+                                }
+                                ctx.body = Some(params.encode().into());
+                            }
                         }
                     }
                     let identity = Identity {

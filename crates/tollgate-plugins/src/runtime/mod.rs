@@ -7,9 +7,11 @@
 //! early answers) before the upstream call, `header_filter` on the response
 //! head. The log phase is the access log, written after the response.
 
+mod body;
 mod counters;
 mod directory;
 
+pub use body::{BodyParams, PLUGIN_BODY_MAX};
 pub use counters::{window_start, Counters};
 pub use directory::{ConsumerInfo, Directory};
 
@@ -55,6 +57,10 @@ pub struct AccessCtx<'a> {
     /// Most request body bytes allowed through (a body without a declared
     /// size is cut there and the request answered 413).
     pub body_limit: Option<u64>,
+    /// The request body, read before the access phase when a plugin on the
+    /// route asked for it ([`Plugin::wants_body`]); plugins may replace it
+    /// (it is sent upstream with its new length).
+    pub body: Option<bytes::Bytes>,
 }
 
 /// An answer a plugin gives instead of proxying.
@@ -103,6 +109,11 @@ pub trait Plugin: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Kong's priority (higher runs first).
     fn priority(&self) -> i32;
+    /// Whether this request's body must be read before the access phase
+    /// (at most [`PLUGIN_BODY_MAX`] bytes; larger bodies are answered 413).
+    fn wants_body(&self, _method: &Method, _headers: &HeaderMap) -> bool {
+        false
+    }
     /// Access phase.
     fn access(&self, _ctx: &mut AccessCtx<'_>) -> Flow {
         Flow::Continue

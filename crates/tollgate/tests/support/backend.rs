@@ -83,14 +83,17 @@ async fn serve(
             }
         }
     }
-    // Count the body without keeping it (uploads can be large).
+    // Count the body, keeping only its start (uploads can be large).
     let mut body = req.into_body();
     let mut len = 0u64;
+    let mut start = Vec::new();
     let mut trailers = serde_json::Map::new();
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else { break };
         if let Some(d) = frame.data_ref() {
             len += d.len() as u64;
+            let room = 4096usize.saturating_sub(start.len());
+            start.extend_from_slice(&d[..d.len().min(room)]);
         } else if let Some(t) = frame.trailers_ref() {
             for (k, v) in t {
                 trailers.insert(k.to_string(), v.to_str().unwrap_or("").into());
@@ -104,6 +107,7 @@ async fn serve(
         "version": version,
         "headers": headers,
         "body_len": len,
+        "body": String::from_utf8_lossy(&start),
         "trailers": trailers,
     });
     let mut r = Response::new(full(echo.to_string()));
