@@ -272,7 +272,10 @@ async fn proxy(
         } else {
             None
         };
-        let access = access_phase(entry, &mut parts, conn, buffered);
+        let mut access = access_phase(entry, &mut parts, conn, buffered);
+        if let Some(pending) = access.pending.take() {
+            access.early = Some(pending.await);
+        }
         plugin_headers = access.response_headers;
         strip_args = access.strip_query_args;
         body_limit = access.body_limit;
@@ -398,6 +401,8 @@ async fn proxy(
 struct Access {
     /// An answer given instead of proxying.
     early: Option<tollgate_plugins::runtime::EarlyResponse>,
+    /// An answer still being worked out (e.g. a token being stored).
+    pending: Option<tollgate_plugins::runtime::BoxFuture<tollgate_plugins::runtime::EarlyResponse>>,
     /// Headers for the answer (proxied or early).
     response_headers: Vec<(http::HeaderName, HeaderValue)>,
     /// Query arguments removed before going upstream.
@@ -422,6 +427,8 @@ fn access_phase(
         uri: &parts.uri,
         headers: &mut parts.headers,
         client_ip: conn.client.ip(),
+        tls: conn.tls,
+        trusted_client: conn.trusted,
         identity: None,
         service: entry.route.service,
         response_headers: Vec::new(),
@@ -430,16 +437,25 @@ fn access_phase(
         body,
     };
     let mut early = None;
+    let mut pending = None;
     for slot in entry.plugins.iter() {
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
         if let Some(plugin) = slot.for_consumer(consumer) {
-            if let Flow::Respond(answer) = plugin.access(&mut ctx) {
-                early = Some(answer);
-                break;
+            match plugin.access(&mut ctx) {
+                Flow::Continue => {}
+                Flow::Respond(answer) => {
+                    early = Some(answer);
+                    break;
+                }
+                Flow::Pending(answer) => {
+                    pending = Some(answer);
+                    break;
+                }
             }
         }
     }
     Access {
+        pending,
         strip_query_args: if early.is_some() {
             Vec::new()
         } else {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_model::{Config, Protocol, Route, Service};
-use tollgate_plugins::runtime::{Directory, Plugin};
+use tollgate_plugins::runtime::{Directory, Plugin, PluginEnv};
 use tollgate_router::{Router, RouterError};
 use uuid::Uuid;
 
@@ -433,14 +433,15 @@ fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
 }
 
 impl Snapshot {
-    /// Compiles a validated configuration.
-    pub fn compile(config: Arc<Config>) -> Result<Snapshot, CompileError> {
+    /// Compiles a validated configuration; plugins get the node's `env`
+    /// (e.g. its OAuth 2.0 tokens, which outlive snapshots).
+    pub fn compile(config: Arc<Config>, env: &PluginEnv) -> Result<Snapshot, CompileError> {
         let directory = Directory::build(&config);
         let mut instances: HashMap<Uuid, Arc<dyn Plugin>> = HashMap::new();
         let mut not_run = Vec::new();
         for p in config.plugins.iter().filter(|p| p.enabled) {
             let http = p.protocols.iter().any(|x| x == "http" || x == "https");
-            match tollgate_plugins::runtime::instantiate(p, &directory) {
+            match tollgate_plugins::runtime::instantiate(p, &directory, env) {
                 Some(i) if http => {
                     instances.insert(p.id, i);
                 }

@@ -77,3 +77,20 @@ pub trait Store: Send {
     /// Replaces the whole content in one transaction.
     fn replace_all(&mut self, records: &[Record]) -> Result<(), StoreError>;
 }
+
+/// Storage for OAuth 2.0 tokens issued on the proxy (kept apart from the
+/// configuration: issuing a token does not change the configuration).
+pub trait TokenStore: Send {
+    /// Drops records expired at `now`, then returns the others (JSON bodies).
+    fn live_tokens(&mut self, now: i64) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// Stores a token durably.
+    fn insert_token(
+        &mut self,
+        id: Uuid,
+        created_at: i64,
+        expires_at: Option<i64>,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// Removes a token (no error if absent).
+    fn delete_token(&mut self, id: Uuid) -> Result<(), StoreError>;
+}

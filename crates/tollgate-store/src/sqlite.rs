@@ -8,7 +8,13 @@ use std::path::Path;
 use uuid::Uuid;
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/sqlite/0001_entities.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_entities.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_oauth2_tokens.sql"),
+    ),
+];
 
 fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -86,6 +92,79 @@ impl SqliteStore {
             .map_err(fail)?;
             tx.commit().map_err(fail)?;
         }
+        Ok(())
+    }
+}
+
+/// The token table of the same SQLite file, on its own connection (the
+/// proxy's token writer, apart from the Admin API's store).
+#[derive(Debug)]
+pub struct SqliteTokens {
+    conn: Connection,
+}
+
+impl SqliteTokens {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteTokens, StoreError> {
+        Ok(SqliteTokens {
+            conn: SqliteStore::open(path)?.conn,
+        })
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<SqliteTokens, StoreError> {
+        Ok(SqliteTokens {
+            conn: SqliteStore::in_memory()?.conn,
+        })
+    }
+}
+
+impl crate::TokenStore for SqliteTokens {
+    fn live_tokens(&mut self, now: i64) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.conn
+            .execute("DELETE FROM oauth2_tokens WHERE expires_at <= ?1", [now])
+            .map_err(db)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, body FROM oauth2_tokens ORDER BY created_at, id")
+            .map_err(db)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(db)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row.map_err(db)?;
+            out.push(
+                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                    kind: "oauth2_tokens".into(),
+                    id,
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn insert_token(
+        &mut self,
+        id: Uuid,
+        created_at: i64,
+        expires_at: Option<i64>,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO oauth2_tokens (id, created_at, expires_at, body) VALUES (?1, ?2, ?3, ?4)",
+                params![id.to_string(), created_at, expires_at, body.to_string()],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn delete_token(&mut self, id: Uuid) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM oauth2_tokens WHERE id = ?1", [id.to_string()])
+            .map_err(db)?;
         Ok(())
     }
 }
@@ -170,6 +249,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn tokens_are_kept_until_they_expire() {
+        use crate::TokenStore;
+        let mut t = SqliteTokens::in_memory().unwrap();
+        let body = serde_json::json!({"access_token": "a"});
+        t.insert_token(Uuid::from_u128(1), 10, Some(100), &body)
+            .unwrap();
+        t.insert_token(Uuid::from_u128(2), 11, None, &body).unwrap();
+        assert_eq!(t.live_tokens(50).unwrap().len(), 2);
+        assert_eq!(t.live_tokens(100).unwrap().len(), 1);
+        t.delete_token(Uuid::from_u128(2)).unwrap();
+        assert!(t.live_tokens(100).unwrap().is_empty());
+    }
+
     fn rec(kind: &str, n: u128, name: &str) -> Record {
         Record {
             kind: kind.into(),
@@ -199,7 +292,7 @@ mod tests {
             .unwrap();
         }
         let mut s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), 2);
         let all = s.load().unwrap();
         assert_eq!(all, vec![rec("services", 2, "b")]);
         let _ = std::fs::remove_dir_all(dir);

@@ -5,6 +5,7 @@
 
 mod node;
 mod settings;
+mod tokens;
 
 use clap::{Parser, Subcommand};
 use settings::Settings;
@@ -78,7 +79,7 @@ fn config_command(settings: &Settings, action: ConfigAction) -> ExitCode {
         eprintln!("tollgate: config db_import/db_export need database = sqlite");
         return ExitCode::FAILURE;
     }
-    let cp = match node::control_plane(settings, None) {
+    let cp = match node::control_plane(settings, None, Default::default()) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("tollgate: {e:#}");

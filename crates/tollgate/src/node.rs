@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tollgate_admin::{AdminApi, ControlPlane};
 use tollgate_model::Config;
+use tollgate_plugins::runtime::PluginEnv;
 use tollgate_proxy::access_log::{AccessLog, LogFormat};
 use tollgate_proxy::snapshot::Snapshot;
 use tollgate_proxy::trusted::TrustedIps;
@@ -28,7 +29,8 @@ use tollgate_proxy::{server, status, ProxyContext, ProxyOptions, SnapshotHandle,
 pub fn load_snapshot(path: &Path) -> anyhow::Result<Snapshot> {
     let config =
         tollgate_model::declarative::load_file_with(path, Some(&tollgate_admin::PluginRegistry))?;
-    Snapshot::compile(Arc::new(config)).with_context(|| path.display().to_string())
+    Snapshot::compile(Arc::new(config), &PluginEnv::default())
+        .with_context(|| path.display().to_string())
 }
 
 /// The SQLite file under the prefix.
@@ -37,13 +39,14 @@ pub fn database_path(settings: &Settings) -> PathBuf {
 }
 
 /// Opens the control plane for the node's `database` setting; `handle`
-/// receives every accepted configuration, compiled.
+/// receives every accepted configuration, compiled with the plugins' `env`.
 pub fn control_plane(
     settings: &Settings,
     handle: Option<SnapshotHandle>,
+    env: PluginEnv,
 ) -> anyhow::Result<Arc<ControlPlane>> {
     let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
-        let snap = Snapshot::compile(config).map_err(|e| e.to_string())?;
+        let snap = Snapshot::compile(config, &env).map_err(|e| e.to_string())?;
         let handle = handle.clone();
         Ok(Box::new(move || {
             if let Some(h) = handle {
@@ -213,9 +216,10 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let handle: SnapshotHandle = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::empty()));
-    let cp = control_plane(&settings, Some(handle.clone()))?;
     std::fs::create_dir_all(&settings.prefix)
         .with_context(|| format!("prefix {}", settings.prefix.display()))?;
+    let env = crate::tokens::plugin_env(&settings)?;
+    let cp = control_plane(&settings, Some(handle.clone()), env)?;
 
     let access_log = match &settings.access_log {
         AccessLogTarget::Off => None,

@@ -88,6 +88,43 @@ fn jwt_cred(c: &tollgate_model::Credential) -> Option<(String, JwtCred)> {
     ))
 }
 
+/// An oauth2 client application (Kong's `oauth2_credentials`).
+#[derive(Debug)]
+pub struct OAuthClient {
+    /// Credential id.
+    pub id: Uuid,
+    /// Consumer id.
+    pub consumer: Uuid,
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret` as stored (an argon2 hash when `hash_secret`).
+    pub client_secret: Option<String>,
+    /// `redirect_uris`.
+    pub redirect_uris: Vec<String>,
+    /// `confidential` or `public`.
+    pub public: bool,
+}
+
+impl OAuthClient {
+    /// Checks a client secret (constant time, or argon2 for hashed secrets).
+    pub fn secret_matches(&self, given: Option<&str>) -> bool {
+        match (&self.client_secret, given) {
+            (Some(stored), Some(given)) if stored.starts_with("$argon2") => {
+                use argon2::password_hash::{PasswordHash, PasswordVerifier};
+                PasswordHash::new(stored).is_ok_and(|h| {
+                    argon2::Argon2::default()
+                        .verify_password(given.as_bytes(), &h)
+                        .is_ok()
+                })
+            }
+            (Some(stored), Some(given)) => constant_time_eq(stored.as_bytes(), given.as_bytes()),
+            // A public client has no secret to present.
+            (_, None) => self.public,
+            (None, Some(_)) => false,
+        }
+    }
+}
+
 /// The consumer directory.
 #[derive(Debug)]
 pub struct Directory {
@@ -98,6 +135,8 @@ pub struct Directory {
     basic: HashMap<String, BasicCred>,
     jwt: HashMap<String, JwtCred>,
     hmac: HashMap<String, (Uuid, Uuid, String)>,
+    oauth2: HashMap<String, Arc<OAuthClient>>,
+    oauth2_by_id: HashMap<Uuid, Arc<OAuthClient>>,
 }
 
 fn now() -> i64 {
@@ -122,6 +161,8 @@ impl Directory {
         let mut basic = HashMap::new();
         let mut jwt = HashMap::new();
         let mut hmac = HashMap::new();
+        let mut oauth2 = HashMap::new();
+        let mut oauth2_by_id = HashMap::new();
         for c in &config.credentials {
             match c.kind {
                 CredentialKind::Acl => {
@@ -167,7 +208,29 @@ impl Directory {
                         jwt.insert(k, cred);
                     }
                 }
-                _ => {}
+                CredentialKind::Oauth2 => {
+                    if let Some(client_id) = field(&c.fields, "client_id") {
+                        let client = Arc::new(OAuthClient {
+                            id: c.id,
+                            consumer: c.consumer,
+                            client_id: client_id.to_owned(),
+                            client_secret: field(&c.fields, "client_secret").map(str::to_owned),
+                            redirect_uris: c
+                                .fields
+                                .get("redirect_uris")
+                                .and_then(serde_json::Value::as_array)
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|v| v.as_str().map(str::to_owned))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                            public: field(&c.fields, "client_type") == Some("public"),
+                        });
+                        oauth2_by_id.insert(c.id, client.clone());
+                        oauth2.insert(client_id.to_owned(), client);
+                    }
+                }
             }
         }
         let mut consumers = HashMap::new();
@@ -193,7 +256,24 @@ impl Directory {
             basic,
             jwt,
             hmac,
+            oauth2,
+            oauth2_by_id,
         })
+    }
+
+    /// An oauth2 client by `client_id`.
+    pub fn oauth2_client(&self, client_id: &str) -> Option<Arc<OAuthClient>> {
+        let (stored, client) = self.oauth2.get_key_value(client_id)?;
+        constant_time_eq(stored.as_bytes(), client_id.as_bytes()).then(|| client.clone())
+    }
+
+    /// An oauth2 client by credential id, with its consumer.
+    pub fn oauth2_credential(&self, id: Uuid) -> Option<(Arc<OAuthClient>, Arc<ConsumerInfo>)> {
+        let client = self.oauth2_by_id.get(&id)?;
+        Some((
+            client.clone(),
+            self.consumers.get(&client.consumer)?.clone(),
+        ))
     }
 
     /// A consumer by id or username (for `anonymous`).

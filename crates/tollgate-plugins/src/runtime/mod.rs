@@ -10,10 +10,12 @@
 mod body;
 mod counters;
 mod directory;
+mod tokens;
 
 pub use body::{BodyParams, PLUGIN_BODY_MAX};
 pub use counters::{window_start, Counters};
-pub use directory::{ConsumerInfo, Directory};
+pub use directory::{ConsumerInfo, Directory, OAuthClient};
+pub use tokens::{BoxFuture, OAuthToken, PluginEnv, TokenPersistence, TokenVault, TokenWrite};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use std::net::IpAddr;
@@ -44,6 +46,10 @@ pub struct AccessCtx<'a> {
     pub headers: &'a mut HeaderMap,
     /// Client address.
     pub client_ip: IpAddr,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// Whether the client is in `trusted_ips` (its X-Forwarded-* count).
+    pub trusted_client: bool,
     /// Set by an authentication plugin.
     pub identity: Option<Identity>,
     /// The matched route's service.
@@ -95,12 +101,24 @@ impl EarlyResponse {
 }
 
 /// What the access phase decided.
-#[derive(Debug)]
 pub enum Flow {
     /// Go on with the next plugin, then proxy.
     Continue,
     /// Answer now; the upstream is not called.
     Respond(EarlyResponse),
+    /// Answer with what this future gives (e.g. after a token was stored);
+    /// the upstream is not called.
+    Pending(BoxFuture<EarlyResponse>),
+}
+
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Flow::Continue => f.write_str("Continue"),
+            Flow::Respond(r) => f.debug_tuple("Respond").field(r).finish(),
+            Flow::Pending(_) => f.write_str("Pending"),
+        }
+    }
 }
 
 /// A configured plugin instance.
@@ -127,6 +145,7 @@ pub trait Plugin: Send + Sync + std::fmt::Debug {
 pub fn instantiate(
     plugin: &tollgate_model::Plugin,
     dir: &Arc<Directory>,
+    env: &PluginEnv,
 ) -> Option<Arc<dyn Plugin>> {
     use crate::plugins::*;
     let cfg = &plugin.config;
@@ -150,6 +169,7 @@ pub fn instantiate(
             ip_restriction::IpRestriction::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }
         "jwt" => jwt::Jwt::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "oauth2" => oauth2::OAuth2::new(cfg, env, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "hmac-auth" => hmac_auth::HmacAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "rate-limiting" => {
             rate_limiting::RateLimiting::new(plugin.id, cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
