@@ -217,7 +217,7 @@ impl Kind {
                 json!({ "username": null, "password": null, "consumer": null, "tags": null })
             }
             Kind::Jwt => json!({
-                "key": null, "secret": null, "rsa_public_key": null, "algorithm": "HS256", "consumer": null, "tags": null,
+                "key": null, "secret": null, "rsa_public_key": null, "algorithm": "HS256", "jwks_uri": null, "consumer": null, "tags": null,
             }),
             Kind::HmacAuth => {
                 json!({ "username": null, "secret": null, "consumer": null, "tags": null })

@@ -272,10 +272,8 @@ async fn proxy(
         } else {
             None
         };
-        let mut access = access_phase(entry, &mut parts, conn, buffered);
-        if let Some(pending) = access.pending.take() {
-            access.early = Some(pending.await);
-        }
+        // Boxed: routes without plugins do not carry this future's state.
+        let access = Box::pin(access_phase(entry, &mut parts, conn, buffered)).await;
         plugin_headers = access.response_headers;
         strip_args = access.strip_query_args;
         body_limit = access.body_limit;
@@ -401,8 +399,6 @@ async fn proxy(
 struct Access {
     /// An answer given instead of proxying.
     early: Option<tollgate_plugins::runtime::EarlyResponse>,
-    /// An answer still being worked out (e.g. a token being stored).
-    pending: Option<tollgate_plugins::runtime::BoxFuture<tollgate_plugins::runtime::EarlyResponse>>,
     /// Headers for the answer (proxied or early).
     response_headers: Vec<(http::HeaderName, HeaderValue)>,
     /// Query arguments removed before going upstream.
@@ -415,13 +411,16 @@ struct Access {
     body: Option<Bytes>,
 }
 
-fn access_phase(
+/// Runs the route's plugins' access phases in order (see [`Flow`]).
+///
+/// [`Flow`]: tollgate_plugins::runtime::Flow
+async fn access_phase(
     entry: &RouteEntry,
     parts: &mut http::request::Parts,
     conn: &ConnInfo,
     body: Option<Bytes>,
 ) -> Access {
-    use tollgate_plugins::runtime::{AccessCtx, Flow};
+    use tollgate_plugins::runtime::{AccessCtx, EarlyResponse, Flow};
     let mut ctx = AccessCtx {
         method: &parts.method,
         uri: &parts.uri,
@@ -429,6 +428,7 @@ fn access_phase(
         client_ip: conn.client.ip(),
         tls: conn.tls,
         trusted_client: conn.trusted,
+        retried: false,
         identity: None,
         service: entry.route.service,
         response_headers: Vec::new(),
@@ -437,25 +437,39 @@ fn access_phase(
         body,
     };
     let mut early = None;
-    let mut pending = None;
     for slot in entry.plugins.iter() {
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
-        if let Some(plugin) = slot.for_consumer(consumer) {
-            match plugin.access(&mut ctx) {
-                Flow::Continue => {}
-                Flow::Respond(answer) => {
-                    early = Some(answer);
-                    break;
-                }
-                Flow::Pending(answer) => {
-                    pending = Some(answer);
-                    break;
-                }
+        let Some(plugin) = slot.for_consumer(consumer) else {
+            continue;
+        };
+        let mut flow = plugin.access(&mut ctx);
+        if let Flow::Retry(wait) = flow {
+            wait.await;
+            ctx.retried = true;
+            flow = plugin.access(&mut ctx);
+            ctx.retried = false;
+        }
+        match flow {
+            Flow::Continue => {}
+            Flow::Respond(answer) => {
+                early = Some(answer);
+                break;
+            }
+            Flow::Pending(answer) => {
+                early = Some(answer.await);
+                break;
+            }
+            Flow::Retry(_) => {
+                tracing::error!(plugin = plugin.name(), "asked to be run a third time");
+                early = Some(EarlyResponse::message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "An unexpected error occurred",
+                ));
+                break;
             }
         }
     }
     Access {
-        pending,
         strip_query_args: if early.is_some() {
             Vec::new()
         } else {

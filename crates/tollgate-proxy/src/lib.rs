@@ -14,6 +14,7 @@ pub mod chunked;
 pub mod context;
 pub mod downstream;
 pub mod error;
+pub mod fetch;
 pub mod handler;
 pub mod headers;
 pub mod pump;

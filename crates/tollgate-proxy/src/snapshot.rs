@@ -436,7 +436,7 @@ impl Snapshot {
     /// Compiles a validated configuration; plugins get the node's `env`
     /// (e.g. its OAuth 2.0 tokens, which outlive snapshots).
     pub fn compile(config: Arc<Config>, env: &PluginEnv) -> Result<Snapshot, CompileError> {
-        let directory = Directory::build(&config);
+        let directory = Directory::build(&config, env);
         let mut instances: HashMap<Uuid, Arc<dyn Plugin>> = HashMap::new();
         let mut not_run = Vec::new();
         for p in config.plugins.iter().filter(|p| p.enabled) {

@@ -1,4 +1,5 @@
-//! The node's OAuth 2.0 token vault and its persistence: with `database =
+//! What the node gives its plugins (`PluginEnv`), and the OAuth 2.0 token
+//! vault's persistence: with `database =
 //! sqlite`, tokens are written to the SQLite file by one writer thread (a
 //! request issuing a token waits for its write without blocking its worker
 //! thread) and loaded again at start; with `database = off` they live in
@@ -54,10 +55,15 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// What the node's plugins share: the token vault, loaded from the store.
+/// What the node's plugins share: the token vault (loaded from the store),
+/// the JWKS cache, and an HTTP fetcher for key sets.
 pub fn plugin_env(settings: &Settings) -> anyhow::Result<PluginEnv> {
+    let env = PluginEnv {
+        fetcher: Arc::new(tollgate_proxy::fetch::HttpFetcher::default()),
+        ..PluginEnv::default()
+    };
     if settings.database == Database::Off {
-        return Ok(PluginEnv::default());
+        return Ok(env);
     }
     let mut store = SqliteTokens::open(&crate::node::database_path(settings))?;
     let mut tokens = Vec::new();
@@ -82,5 +88,6 @@ pub fn plugin_env(settings: &Settings) -> anyhow::Result<PluginEnv> {
     let writer: Arc<dyn TokenPersistence> = Arc::new(Writer { jobs: tx });
     Ok(PluginEnv {
         tokens: TokenVault::new(tokens, Some(writer)),
+        ..env
     })
 }

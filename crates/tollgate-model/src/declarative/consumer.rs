@@ -155,7 +155,7 @@ fn kind_fields(kind: CredentialKind) -> &'static [&'static str] {
     match kind {
         CredentialKind::KeyAuth => &["key", "ttl"],
         CredentialKind::BasicAuth => &["username", "password"],
-        CredentialKind::Jwt => &["key", "secret", "rsa_public_key", "algorithm"],
+        CredentialKind::Jwt => &["key", "secret", "rsa_public_key", "algorithm", "jwks_uri"],
         CredentialKind::HmacAuth => &["username", "secret"],
         CredentialKind::Oauth2 => &[
             "name",
@@ -338,7 +338,31 @@ fn kind_values(ctx: &mut Ctx, rec: &Record<'_>, kind: CredentialKind) -> Map<Str
                     "HS256".to_owned()
                 }
             };
-            if !algorithm.starts_with("HS") && rsa.is_none() && !rec.has("rsa_public_key") {
+            // Beyond Kong: the public keys may come from a JWKS document
+            // (an identity provider's), fetched by the proxy when needed.
+            let jwks = string(ctx, out, "jwks_uri", false);
+            if let Some(uri) = &jwks {
+                if algorithm.starts_with("HS") {
+                    ctx.err(
+                        rec.at("jwks_uri"),
+                        format!(
+                            "not allowed when 'algorithm' is '{algorithm}' (JWKS hold public keys)"
+                        ),
+                    );
+                } else if uri.starts_with("https://") {
+                    ctx.err(
+                        rec.at("jwks_uri"),
+                        "https JWKS URLs need TLS towards the identity provider, which this version does not have yet",
+                    );
+                } else if !uri.starts_with("http://") || uri.len() <= "http://".len() {
+                    ctx.err(rec.at("jwks_uri"), "expected an http:// URL");
+                }
+            }
+            if !algorithm.starts_with("HS")
+                && rsa.is_none()
+                && jwks.is_none()
+                && !rec.has("rsa_public_key")
+            {
                 ctx.err(
                     rec.at("rsa_public_key"),
                     format!("required field missing when 'algorithm' is '{algorithm}'"),

@@ -97,6 +97,7 @@ pub struct Jwt {
     config: JwtConfig,
     headers: Vec<http::HeaderName>,
     dir: std::sync::Arc<crate::runtime::Directory>,
+    fetcher: std::sync::Arc<dyn crate::runtime::Fetcher>,
     /// Distinguishes this instance (and so this snapshot's keys) in the
     /// verified-signature cache; never reused.
     instance: u64,
@@ -123,8 +124,19 @@ thread_local! {
 }
 
 /// Why a token was refused (Kong's messages).
-fn unauthorized(message: &str) -> crate::runtime::EarlyResponse {
-    crate::runtime::EarlyResponse::message(http::StatusCode::UNAUTHORIZED, message)
+fn unauthorized(message: &str) -> Fail {
+    Fail::Answer(crate::runtime::EarlyResponse::message(
+        http::StatusCode::UNAUTHORIZED,
+        message,
+    ))
+}
+
+/// Why a token was not accepted (yet).
+enum Fail {
+    /// Refused with this answer.
+    Answer(crate::runtime::EarlyResponse),
+    /// The credential's key set must be fetched first (generation seen).
+    Fetch(std::sync::Arc<crate::runtime::KeySet>, u64),
 }
 
 impl Jwt {
@@ -132,6 +144,7 @@ impl Jwt {
     pub fn new(
         config: &serde_json::Value,
         dir: &std::sync::Arc<crate::runtime::Directory>,
+        env: &crate::runtime::PluginEnv,
     ) -> Option<Self> {
         let config: JwtConfig = serde_json::from_value(config.clone()).ok()?;
         let headers = config
@@ -143,6 +156,7 @@ impl Jwt {
             config,
             headers,
             dir: dir.clone(),
+            fetcher: env.fetcher.clone(),
             instance: NEXT_INSTANCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -189,13 +203,14 @@ impl Jwt {
     fn verify(
         &self,
         token: &str,
+        retried: bool,
     ) -> Result<
         (
             std::sync::Arc<crate::runtime::ConsumerInfo>,
             uuid::Uuid,
             String,
         ),
-        crate::runtime::EarlyResponse,
+        Fail,
     > {
         use base64::Engine;
         use jsonwebtoken::{Algorithm as A, DecodingKey, Validation};
@@ -226,8 +241,30 @@ impl Jwt {
             return Err(unauthorized("Invalid algorithm"));
         }
         let owned;
-        let decoding_key = match cred.algorithm {
-            A::HS256 | A::HS384 | A::HS512 => {
+        let jwks_keys;
+        let mut generation = 0;
+        let keys: Vec<&DecodingKey> = match (&cred.jwks, cred.algorithm) {
+            (Some(set), alg) => {
+                let current = set.keys();
+                let found = current
+                    .candidates(header.kid.as_deref(), alg)
+                    .next()
+                    .is_some();
+                if !retried && (current.stale() || !found) {
+                    return Err(Fail::Fetch(set.clone(), current.generation));
+                }
+                generation = current.generation;
+                jwks_keys = current;
+                let keys: Vec<&DecodingKey> = jwks_keys
+                    .candidates(header.kid.as_deref(), alg)
+                    .map(|k| &k.key)
+                    .collect();
+                if keys.is_empty() {
+                    return Err(unauthorized("Invalid key/secret"));
+                }
+                keys
+            }
+            (None, A::HS256 | A::HS384 | A::HS512) => {
                 // Never verify against an empty key: anyone could sign.
                 let secret = cred
                     .secret
@@ -240,23 +277,28 @@ impl Jwt {
                 } else {
                     DecodingKey::from_secret(secret.as_bytes())
                 };
-                &owned
+                vec![&owned]
             }
-            _ => cred
+            (None, _) => vec![cred
                 .public_key
                 .as_ref()
-                .ok_or_else(|| unauthorized("Invalid key/secret"))?,
+                .ok_or_else(|| unauthorized("Invalid key/secret"))?],
         };
         let (d0, d1) = token_digest(token);
-        let cache_key = (self.instance, d0, d1);
+        // A refreshed key set (a key may have been withdrawn) starts afresh.
+        let cache_key = (self.instance, d0 ^ generation, d1);
         if !VERIFIED.with(|v| v.borrow().contains(&cache_key)) {
             let mut validation = Validation::new(cred.algorithm);
             validation.validate_exp = false;
             validation.validate_nbf = false;
             validation.validate_aud = false;
             validation.required_spec_claims.clear();
-            jsonwebtoken::decode::<serde_json::Value>(token, decoding_key, &validation)
-                .map_err(|_| unauthorized("Invalid signature"))?;
+            let good = keys
+                .iter()
+                .any(|k| jsonwebtoken::decode::<serde_json::Value>(token, k, &validation).is_ok());
+            if !good {
+                return Err(unauthorized("Invalid signature"));
+            }
             VERIFIED.with(|v| {
                 let mut v = v.borrow_mut();
                 if v.len() > 50_000 {
@@ -312,8 +354,15 @@ impl crate::runtime::Plugin for Jwt {
             return Flow::Continue;
         }
         let outcome = match self.token(ctx) {
-            Some(t) => self.verify(&t),
+            Some(t) => self.verify(&t, ctx.retried),
             None => Err(unauthorized("Unauthorized")),
+        };
+        let outcome = match outcome {
+            Err(Fail::Fetch(set, seen)) => {
+                return Flow::Retry(set.refresh(self.fetcher.clone(), seen));
+            }
+            Err(Fail::Answer(a)) => Err(a),
+            Ok(ok) => Ok(ok),
         };
         let failure = match outcome {
             Ok((consumer, cred, key)) => {

@@ -58,9 +58,11 @@ pub struct JwtCred {
     pub secret: Option<String>,
     /// The verification key for RS*/PS*/ES*/EdDSA, parsed from `rsa_public_key`.
     pub public_key: Option<jsonwebtoken::DecodingKey>,
+    /// The key set named by `jwks_uri`, when the keys come from there.
+    pub jwks: Option<Arc<super::KeySet>>,
 }
 
-fn jwt_cred(c: &tollgate_model::Credential) -> Option<(String, JwtCred)> {
+fn jwt_cred(c: &tollgate_model::Credential, env: &super::PluginEnv) -> Option<(String, JwtCred)> {
     use jsonwebtoken::{Algorithm as A, DecodingKey};
     let key = field(&c.fields, "key")?.to_owned();
     let algorithm: A = field(&c.fields, "algorithm")
@@ -84,6 +86,7 @@ fn jwt_cred(c: &tollgate_model::Credential) -> Option<(String, JwtCred)> {
             algorithm,
             secret: field(&c.fields, "secret").map(str::to_owned),
             public_key,
+            jwks: field(&c.fields, "jwks_uri").map(|u| env.jwks.set(u)),
         },
     ))
 }
@@ -155,7 +158,7 @@ fn field<'a>(
 
 impl Directory {
     /// Indexes a configuration's consumers and credentials.
-    pub fn build(config: &Config) -> Arc<Directory> {
+    pub fn build(config: &Config, env: &super::PluginEnv) -> Arc<Directory> {
         let mut groups: HashMap<Uuid, Vec<String>> = HashMap::new();
         let mut keys = HashMap::new();
         let mut basic = HashMap::new();
@@ -204,7 +207,7 @@ impl Directory {
                     }
                 }
                 CredentialKind::Jwt => {
-                    if let Some((k, cred)) = jwt_cred(c) {
+                    if let Some((k, cred)) = jwt_cred(c, env) {
                         jwt.insert(k, cred);
                     }
                 }

@@ -10,11 +10,13 @@
 mod body;
 mod counters;
 mod directory;
+mod jwks;
 mod tokens;
 
 pub use body::{BodyParams, PLUGIN_BODY_MAX};
 pub use counters::{window_start, Counters};
 pub use directory::{ConsumerInfo, Directory, OAuthClient};
+pub use jwks::{Fetcher, JwksCache, KeySet, NoFetch};
 pub use tokens::{BoxFuture, OAuthToken, PluginEnv, TokenPersistence, TokenVault, TokenWrite};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -50,6 +52,9 @@ pub struct AccessCtx<'a> {
     pub tls: bool,
     /// Whether the client is in `trusted_ips` (its X-Forwarded-* count).
     pub trusted_client: bool,
+    /// Whether the running plugin's access phase is being run again after
+    /// it asked for [`Flow::Retry`] (it may not ask twice).
+    pub retried: bool,
     /// Set by an authentication plugin.
     pub identity: Option<Identity>,
     /// The matched route's service.
@@ -109,6 +114,9 @@ pub enum Flow {
     /// Answer with what this future gives (e.g. after a token was stored);
     /// the upstream is not called.
     Pending(BoxFuture<EarlyResponse>),
+    /// Wait for this future (e.g. a key set being fetched), then run this
+    /// plugin's access phase again, once, with `AccessCtx::retried` set.
+    Retry(BoxFuture<()>),
 }
 
 impl std::fmt::Debug for Flow {
@@ -117,6 +125,7 @@ impl std::fmt::Debug for Flow {
             Flow::Continue => f.write_str("Continue"),
             Flow::Respond(r) => f.debug_tuple("Respond").field(r).finish(),
             Flow::Pending(_) => f.write_str("Pending"),
+            Flow::Retry(_) => f.write_str("Retry"),
         }
     }
 }
@@ -168,7 +177,7 @@ pub fn instantiate(
         "ip-restriction" => {
             ip_restriction::IpRestriction::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
         }
-        "jwt" => jwt::Jwt::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "jwt" => jwt::Jwt::new(cfg, dir, env).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "oauth2" => oauth2::OAuth2::new(cfg, env, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "hmac-auth" => hmac_auth::HmacAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         "rate-limiting" => {

@@ -208,18 +208,25 @@ impl TokenVault {
     }
 }
 
-/// What plugins get from the node besides their configuration.
+/// What plugins get from the node besides their configuration; it
+/// outlives configuration snapshots.
 #[derive(Debug, Clone)]
 pub struct PluginEnv {
     /// The node's OAuth 2.0 tokens.
     pub tokens: Arc<TokenVault>,
+    /// Key sets fetched for jwt credentials with a `jwks_uri`.
+    pub jwks: Arc<super::JwksCache>,
+    /// How those are fetched.
+    pub fetcher: Arc<dyn super::Fetcher>,
 }
 
 impl Default for PluginEnv {
-    /// Tokens in memory only.
+    /// Tokens in memory only, no network.
     fn default() -> Self {
         PluginEnv {
             tokens: TokenVault::new(Vec::new(), None),
+            jwks: Arc::default(),
+            fetcher: Arc::new(super::NoFetch),
         }
     }
 }

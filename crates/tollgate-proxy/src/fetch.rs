@@ -1,0 +1,81 @@
+//! Plain-HTTP GETs for plugins (a jwt credential's JWKS document): one
+//! connection per fetch, bounded in time and size. Runs on the requesting
+//! worker's runtime; nothing here blocks a thread.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tollgate_plugins::runtime::{BoxFuture, Fetcher};
+
+/// Largest document accepted.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Fetches `http://` URLs with hyper's HTTP/1 client.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    /// Bound on the whole exchange (connect, request, body).
+    pub timeout: Duration,
+}
+
+impl Default for HttpFetcher {
+    fn default() -> Self {
+        HttpFetcher {
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+async fn get(url: String) -> Result<Vec<u8>, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!("{url}: only http:// URLs can be fetched"));
+    }
+    let host = uri.host().ok_or_else(|| format!("{url}: no host"))?;
+    let port = uri.port_u16().unwrap_or(80);
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default();
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| format!("{url}: connect: {e}"))?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let req = http::Request::get(path)
+        .header(http::header::HOST, authority)
+        .header(http::header::ACCEPT, "application/json")
+        .header(http::header::USER_AGENT, crate::SERVER_TOKEN)
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let resp = send
+        .send_request(req)
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if resp.status() != http::StatusCode::OK {
+        return Err(format!("{url}: status {}", resp.status()));
+    }
+    let body = Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: body: {e}"))?;
+    Ok(body.to_bytes().to_vec())
+}
+
+impl Fetcher for HttpFetcher {
+    fn get(&self, url: &str) -> BoxFuture<Result<Vec<u8>, String>> {
+        let (url, timeout) = (url.to_owned(), self.timeout);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, get(url.clone())).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("{url}: timed out after {timeout:?}")),
+            }
+        })
+    }
+}
