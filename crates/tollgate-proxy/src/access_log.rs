@@ -49,6 +49,12 @@ pub struct LogRecord {
     pub latency: Duration,
     /// Matched route name or id.
     pub route: Option<Arc<str>>,
+    /// Matched route id (for plugins' log phase).
+    pub route_id: Option<uuid::Uuid>,
+    /// Service id (for plugins' log phase).
+    pub service_id: Option<uuid::Uuid>,
+    /// Authenticated consumer id (for plugins' log phase).
+    pub consumer: Option<uuid::Uuid>,
     /// Service name or id.
     pub service: Option<Arc<str>>,
 }
@@ -57,10 +63,26 @@ pub struct LogRecord {
 #[derive(Debug)]
 pub struct LogHandle {
     record: Box<LogRecord>,
-    log: Arc<AccessLog>,
+    log: Option<Arc<AccessLog>>,
+    /// Plugins whose log phase runs for this request.
+    loggers: Vec<Arc<dyn tollgate_plugins::runtime::Plugin>>,
 }
 
 impl LogHandle {
+    /// A record for the access log (if any) and the plugins' log phase,
+    /// handed over when the handle is dropped.
+    pub fn new(
+        record: LogRecord,
+        log: Option<Arc<AccessLog>>,
+        loggers: Vec<Arc<dyn tollgate_plugins::runtime::Plugin>>,
+    ) -> LogHandle {
+        LogHandle {
+            record: Box::new(record),
+            log,
+            loggers,
+        }
+    }
+
     /// Counts body bytes sent.
     pub fn add_bytes(&mut self, n: u64) {
         self.record.bytes_sent += n;
@@ -69,6 +91,26 @@ impl LogHandle {
 
 impl Drop for LogHandle {
     fn drop(&mut self) {
+        let r = &self.record;
+        if !self.loggers.is_empty() {
+            let entry = tollgate_plugins::runtime::LogEntry {
+                client_ip: r.client_ip,
+                started_at: r.started_at,
+                method: &r.method,
+                uri: &r.uri,
+                status: r.status,
+                bytes_sent: r.bytes_sent,
+                latency: r.latency,
+                request_id: r.request_id.to_str().unwrap_or(""),
+                route: r.route_id,
+                service: r.service_id,
+                consumer: r.consumer,
+            };
+            for p in &self.loggers {
+                p.log(&entry);
+            }
+        }
+        let Some(log) = &self.log else { return };
         let record = std::mem::replace(
             &mut self.record,
             Box::new(LogRecord {
@@ -84,10 +126,13 @@ impl Drop for LogHandle {
                 request_id: HeaderValue::from_static(""),
                 latency: Duration::ZERO,
                 route: None,
+                route_id: None,
+                service_id: None,
+                consumer: None,
                 service: None,
             }),
         );
-        self.log.submit(record);
+        log.submit(record);
     }
 }
 
@@ -113,10 +158,7 @@ impl AccessLog {
 
     /// Prepares a record that is written when the handle is dropped.
     pub fn handle(self: &Arc<Self>, record: LogRecord) -> LogHandle {
-        LogHandle {
-            record: Box::new(record),
-            log: self.clone(),
-        }
+        LogHandle::new(record, Some(self.clone()), Vec::new())
     }
 
     fn submit(&self, record: Box<LogRecord>) {
@@ -266,6 +308,9 @@ mod tests {
             request_id: HeaderValue::from_static("id1"),
             latency: Duration::from_millis(3),
             route: None,
+            route_id: None,
+            service_id: None,
+            consumer: None,
             service: None,
         }
     }

@@ -59,6 +59,27 @@ pub struct ProxyBody {
     remaining: Option<u64>,
     /// Headers added to the answer at the edge (see [`Edge`]).
     edge: Option<Edge>,
+    /// Plugins' body_filter phases over this (response) body.
+    filters: Option<Box<Filters>>,
+}
+
+/// The body_filter phases an answer goes through, each with its buffer.
+#[derive(Debug)]
+pub struct Filters {
+    plugins: Vec<(
+        std::sync::Arc<dyn tollgate_plugins::runtime::Plugin>,
+        tollgate_plugins::runtime::BodyState,
+    )>,
+    finished: bool,
+}
+
+impl Filters {
+    fn run(&mut self, mut chunk: Bytes, eof: bool) -> Bytes {
+        for (p, held) in &mut self.plugins {
+            chunk = p.body_filter(chunk, eof, held);
+        }
+        chunk
+    }
 }
 
 /// Headers Tollgate adds to every proxied answer, carried with its body and
@@ -88,6 +109,7 @@ impl ProxyBody {
             done: None,
             remaining: None,
             edge: None,
+            filters: None,
         }
     }
 
@@ -99,6 +121,7 @@ impl ProxyBody {
             done: None,
             remaining: None,
             edge: None,
+            filters: None,
         }
     }
 
@@ -110,6 +133,7 @@ impl ProxyBody {
             done: None,
             remaining: None,
             edge: None,
+            filters: None,
         }
     }
 
@@ -121,6 +145,7 @@ impl ProxyBody {
             done: None,
             remaining: None,
             edge: None,
+            filters: None,
         }
     }
 
@@ -132,6 +157,7 @@ impl ProxyBody {
             done: None,
             remaining: None,
             edge: None,
+            filters: None,
         }
     }
 
@@ -166,6 +192,24 @@ impl ProxyBody {
         self
     }
 
+    /// Passes the data through these plugins' body_filter phases (the body
+    /// then has no known length).
+    pub fn with_filters(
+        mut self,
+        plugins: Vec<std::sync::Arc<dyn tollgate_plugins::runtime::Plugin>>,
+    ) -> Self {
+        if !plugins.is_empty() {
+            self.filters = Some(Box::new(Filters {
+                plugins: plugins
+                    .into_iter()
+                    .map(|p| (p, Default::default()))
+                    .collect(),
+                finished: false,
+            }));
+        }
+        self
+    }
+
     /// Attaches the access-log record, written when this body is dropped
     /// (after the last byte was sent, or the client went away).
     pub fn with_log(mut self, log: Option<LogHandle>) -> Self {
@@ -192,6 +236,22 @@ impl Body for ProxyBody {
             Kind::Client(b) => b.poll_frame(cx),
             Kind::Upstream(b) => b.poll_frame(cx),
         };
+        let res = match (this.filters.as_mut(), res) {
+            (Some(f), Poll::Ready(Some(Ok(frame)))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(Frame::data(f.run(data, false))))),
+                Err(trailers) => Poll::Ready(Some(Ok(trailers))),
+            },
+            (Some(f), Poll::Ready(None)) if !f.finished => {
+                f.finished = true;
+                let last = f.run(Bytes::new(), true);
+                if last.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(last))))
+                }
+            }
+            (_, res) => res,
+        };
         if let (Some(remaining), Poll::Ready(Some(Ok(frame)))) = (this.remaining.as_mut(), &res) {
             let n = frame.data_ref().map_or(0, |d| d.len() as u64);
             if n > *remaining {
@@ -211,6 +271,9 @@ impl Body for ProxyBody {
     }
 
     fn is_end_stream(&self) -> bool {
+        if self.filters.as_ref().is_some_and(|f| !f.finished) {
+            return false;
+        }
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
@@ -221,6 +284,9 @@ impl Body for ProxyBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.filters.is_some() {
+            return SizeHint::default();
+        }
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),

@@ -42,7 +42,8 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
     let request_id = request_id::from_incoming(req.headers().get(X_REQUEST_ID));
-    let seed = worker.shared.access_log.as_ref().map(|_| LogSeed {
+    let snapshot = worker.shared.snapshot.load_full();
+    let seed = (worker.shared.access_log.is_some() || snapshot.has_loggers).then(|| LogSeed {
         started_at: SystemTime::now(),
         method: req.method().clone(),
         uri: req.uri().clone(),
@@ -50,11 +51,10 @@ pub async fn handle(
         referer: req.headers().get(header::REFERER).cloned(),
         user_agent: req.headers().get(header::USER_AGENT).cloned(),
     });
-    let snapshot = worker.shared.snapshot.load_full();
     let accept = req.headers().get(header::ACCEPT).cloned();
-    let (resp, names) = match proxy(&worker, &conn, &snapshot, req, &request_id, start).await {
+    let (resp, trail) = match proxy(&worker, &conn, &snapshot, req, &request_id, start).await {
         Ok(ok) => ok,
-        Err((e, names)) => {
+        Err((e, trail)) => {
             if e.fault != crate::error::Fault::Downstream {
                 tracing::warn!(request_id = ?request_id, "{e}");
             }
@@ -71,15 +71,31 @@ pub async fn handle(
                 X_KONG_RESPONSE_LATENCY,
                 HeaderValue::from(start.elapsed().as_millis() as u64),
             );
-            (resp, names)
+            (resp, trail)
         }
     };
     Ok(attach_log(
-        &worker, &conn, resp, seed, request_id, start, names,
+        &worker, &conn, resp, seed, request_id, start, trail,
     ))
 }
 
+/// Route and service names (or ids) as the access log shows them.
 type Names = Option<(Option<Arc<str>>, Option<Arc<str>>)>;
+
+/// What the log phases need to know of the request's route and caller.
+#[derive(Debug, Clone, Default)]
+struct Trail {
+    /// Route and service names, for the access log (only when it is on).
+    names: Names,
+    /// Matched route.
+    route: Option<uuid::Uuid>,
+    /// Its service.
+    service: Option<uuid::Uuid>,
+    /// The authenticated consumer.
+    consumer: Option<uuid::Uuid>,
+    /// The route's plugins that have a log phase (for this consumer).
+    loggers: Vec<Arc<dyn tollgate_plugins::runtime::Plugin>>,
+}
 
 fn attach_log(
     worker: &Worker,
@@ -88,14 +104,16 @@ fn attach_log(
     seed: Option<LogSeed>,
     request_id: HeaderValue,
     start: Instant,
-    names: Names,
+    trail: Trail,
 ) -> Response<ProxyBody> {
-    let (Some(log), Some(seed)) = (worker.shared.access_log.as_ref(), seed) else {
+    let log = worker.shared.access_log.clone();
+    if log.is_none() && trail.loggers.is_empty() {
         return resp;
-    };
-    let (route, service) = names.unwrap_or((None, None));
+    }
+    let Some(seed) = seed else { return resp };
+    let (route, service) = trail.names.unwrap_or((None, None));
     let status = resp.status().as_u16();
-    let handle = log.handle(LogRecord {
+    let record = LogRecord {
         client_ip: conn.client.ip(),
         started_at: seed.started_at,
         method: seed.method,
@@ -108,12 +126,16 @@ fn attach_log(
         request_id,
         latency: start.elapsed(),
         route,
+        route_id: trail.route,
+        service_id: trail.service,
+        consumer: trail.consumer,
         service,
-    });
+    };
+    let handle = crate::access_log::LogHandle::new(record, log, trail.loggers);
     resp.map(|b| b.with_log(Some(handle)))
 }
 
-type Failure = (ProxyError, Names);
+type Failure = (ProxyError, Trail);
 
 /// Refuses request targets longer than allowed. (Ambiguous HTTP/1 framing
 /// never gets this far: the HTTP/1 server refuses it while parsing the head,
@@ -173,8 +195,8 @@ async fn proxy(
     mut req: Request<ProxyBody>,
     request_id: &HeaderValue,
     start: Instant,
-) -> Result<(Response<ProxyBody>, Names), Failure> {
-    check_framing(&req, worker.shared.options.max_uri_len).map_err(|e| (e, None))?;
+) -> Result<(Response<ProxyBody>, Trail), Failure> {
+    check_framing(&req, worker.shared.options.max_uri_len).map_err(|e| (e, Trail::default()))?;
 
     // Route.
     let raw_path = req.uri().path();
@@ -188,23 +210,34 @@ async fn proxy(
         headers: req.headers(),
     });
     let Some(m) = found else {
-        return Err((ProxyError::new(ErrorKind::NoRoute, "no route"), None));
+        return Err((
+            ProxyError::new(ErrorKind::NoRoute, "no route"),
+            Trail::default(),
+        ));
     };
     let Some(entry) = snapshot.routes.get(m.route) else {
-        return Err((ProxyError::new(ErrorKind::NoRoute, "route index"), None));
+        return Err((
+            ProxyError::new(ErrorKind::NoRoute, "route index"),
+            Trail::default(),
+        ));
     };
-    let names = if worker.shared.access_log.is_some() {
-        route_names(entry)
-    } else {
-        None
+    let mut trail = Trail {
+        names: if worker.shared.access_log.is_some() {
+            route_names(entry)
+        } else {
+            None
+        },
+        route: Some(entry.route.id),
+        service: entry.route.service,
+        ..Trail::default()
     };
     if !conn.tls && !entry.accepts_http {
-        return Ok((https_required(entry, host, &req, request_id), names));
+        return Ok((https_required(entry, host, &req, request_id), trail));
     }
     let Some(service) = entry.service.as_ref() else {
         return Err((
             ProxyError::new(ErrorKind::NoService, "route without service"),
-            names,
+            trail,
         ));
     };
 
@@ -223,7 +256,7 @@ async fn proxy(
     let uri = Uri::from_maybe_shared(Bytes::from(target)).map_err(|_| {
         (
             ProxyError::new(ErrorKind::BadRequest, "upstream uri"),
-            names.clone(),
+            trail.clone(),
         )
     })?;
 
@@ -268,12 +301,22 @@ async fn proxy(
         {
             let read = read_body(body, PLUGIN_BODY_MAX).await;
             body = ProxyBody::empty();
-            Some(read.map_err(|e| (e, names.clone()))?)
+            Some(read.map_err(|e| (e, trail.clone()))?)
         } else {
             None
         };
         // Boxed: routes without plugins do not carry this future's state.
         let access = Box::pin(access_phase(entry, &mut parts, conn, buffered)).await;
+        trail.consumer = access.identity.as_ref().map(|i| i.consumer.id);
+        if snapshot.has_loggers {
+            trail.loggers = entry
+                .plugins
+                .iter()
+                .filter_map(|s| s.for_consumer(trail.consumer))
+                .filter(|p| p.logs())
+                .cloned()
+                .collect();
+        }
         plugin_headers = access.response_headers;
         strip_args = access.strip_query_args;
         body_limit = access.body_limit;
@@ -283,7 +326,7 @@ async fn proxy(
             for (name, value) in plugin_headers {
                 resp.headers_mut().append(name, value);
             }
-            return Ok((resp, names));
+            return Ok((resp, trail));
         }
         if let Some(b) = access.body {
             // Sent with its (possibly new) length; the client's framing
@@ -340,7 +383,7 @@ async fn proxy(
         pick,
     )
     .await
-    .map_err(|e| (e, names.clone()))?;
+    .map_err(|e| (e, trail.clone()))?;
     headers::recycle_map(std::mem::take(&mut parts.headers));
     let upstream_latency = start.elapsed() - proxy_latency;
 
@@ -351,7 +394,7 @@ async fn proxy(
             // A 101 to a request that did not ask for it is broken framing.
             return Err((
                 ProxyError::new(ErrorKind::BadResponse, "unsolicited 101"),
-                names,
+                trail,
             ));
         };
         tokio::spawn(tunnel(
@@ -367,7 +410,9 @@ async fn proxy(
     for (name, value) in plugin_headers {
         h.append(name, value);
     }
-    // header_filter phase (e.g. response-transformer), with the consumer's instances.
+    // header_filter phase (e.g. response-transformer), with the consumer's
+    // instances; then the plugins that filter this answer's body.
+    let mut filters = Vec::new();
     if !entry.plugins.is_empty() {
         let consumer = identity
             .as_ref()
@@ -377,11 +422,23 @@ async fn proxy(
                 p.header_filter(identity.as_ref(), h);
             }
         }
+        if !switching {
+            filters = entry
+                .plugins
+                .iter()
+                .filter_map(|s| s.for_consumer(consumer))
+                .filter(|p| p.filters_body(h))
+                .cloned()
+                .collect();
+        }
+        if !filters.is_empty() {
+            h.remove(header::CONTENT_LENGTH);
+        }
     }
     let body = if switching {
         ProxyBody::empty()
     } else {
-        ProxyBody::upstream(body)
+        ProxyBody::upstream(body).with_filters(filters)
     };
     let body = body.with_edge(Edge {
         request_id: request_id.clone(),
@@ -389,12 +446,9 @@ async fn proxy(
         proxy_ms: proxy_latency.as_millis() as u64,
         raw_head: answer.raw_head,
     });
-    Ok((Response::from_parts(parts, body), names))
+    Ok((Response::from_parts(parts, body), trail))
 }
 
-/// Runs the route's plugins' access phase in order; a plugin may answer
-/// instead of the upstream. Consumer-scoped instances replace the general
-/// one once an authentication plugin has identified the consumer.
 /// What the access phase decided, for the rest of the request.
 struct Access {
     /// An answer given instead of proxying.
@@ -437,16 +491,31 @@ async fn access_phase(
         body,
     };
     let mut early = None;
-    for slot in entry.plugins.iter() {
+    // Rewrite phases first (no consumer is known yet), then access phases;
+    // consumer-scoped instances replace the general one once an
+    // authentication plugin has identified the consumer.
+    let phases = entry
+        .plugins
+        .iter()
+        .map(|s| (true, s))
+        .chain(entry.plugins.iter().map(|s| (false, s)));
+    for (rewrite, slot) in phases {
         let consumer = ctx.identity.as_ref().map(|i| i.consumer.id);
-        let Some(plugin) = slot.for_consumer(consumer) else {
+        let Some(plugin) = slot.for_consumer(if rewrite { None } else { consumer }) else {
             continue;
         };
-        let mut flow = plugin.access(&mut ctx);
+        let run = |ctx: &mut AccessCtx<'_>| {
+            if rewrite {
+                plugin.rewrite(ctx)
+            } else {
+                plugin.access(ctx)
+            }
+        };
+        let mut flow = run(&mut ctx);
         if let Flow::Retry(wait) = flow {
             wait.await;
             ctx.retried = true;
-            flow = plugin.access(&mut ctx);
+            flow = run(&mut ctx);
             ctx.retried = false;
         }
         match flow {

@@ -287,6 +287,8 @@ pub struct Snapshot {
     pub routes: Vec<RouteEntry>,
     /// The validated model this was compiled from.
     pub config: Arc<Config>,
+    /// Whether any plugin has a log phase (requests then keep what it needs).
+    pub has_loggers: bool,
 }
 
 /// A configuration that could not be compiled.
@@ -483,16 +485,19 @@ impl Snapshot {
         }
         let plain: Vec<Route> = routes.iter().map(|e| e.route.clone()).collect();
         let router = Router::new(&plain)?;
+        let has_loggers = instances.values().any(|p| p.logs());
         Ok(Snapshot {
             router,
             routes,
             config,
+            has_loggers,
         })
     }
 
     /// An empty snapshot (every request gets 404).
     pub fn empty() -> Snapshot {
         Snapshot {
+            has_loggers: false,
             router: Router::default(),
             routes: Vec::new(),
             config: Arc::new(Config::default()),

@@ -9,7 +9,7 @@
 //! the gateway hammer the provider.
 
 use super::tokens::BoxFuture;
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -146,12 +146,19 @@ impl KeySet {
 
 /// The usable keys of a JWKS document (keys of unknown types are skipped).
 pub fn parse(body: &[u8]) -> Result<Vec<Key>, String> {
-    let set: JwkSet = serde_json::from_slice(body).map_err(|e| format!("bad JWKS: {e}"))?;
-    Ok(set
+    // Key by key: one key of a type this version does not know must not
+    // hide the others.
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        keys: Vec<serde_json::Value>,
+    }
+    let doc: Doc = serde_json::from_slice(body).map_err(|e| format!("bad JWKS: {e}"))?;
+    Ok(doc
         .keys
-        .iter()
+        .into_iter()
+        .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
         .filter_map(|jwk| {
-            let key = DecodingKey::from_jwk(jwk).ok()?;
+            let key = DecodingKey::from_jwk(&jwk).ok()?;
             let alg = jwk
                 .common
                 .key_algorithm

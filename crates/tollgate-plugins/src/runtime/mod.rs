@@ -141,12 +141,74 @@ pub trait Plugin: Send + Sync + std::fmt::Debug {
     fn wants_body(&self, _method: &Method, _headers: &HeaderMap) -> bool {
         false
     }
+    /// Rewrite phase: runs for every plugin of the route, in order, before
+    /// any access phase. (Kong runs it for global plugins only, before
+    /// routing; Tollgate resolves plugins after routing, so it runs here.)
+    fn rewrite(&self, _ctx: &mut AccessCtx<'_>) -> Flow {
+        Flow::Continue
+    }
     /// Access phase.
     fn access(&self, _ctx: &mut AccessCtx<'_>) -> Flow {
         Flow::Continue
     }
     /// Response-header phase.
     fn header_filter(&self, _identity: Option<&Identity>, _headers: &mut HeaderMap) {}
+    /// Whether this plugin filters the body of an answer with these
+    /// (already header-filtered) headers. The answer is then sent chunked.
+    fn filters_body(&self, _headers: &HeaderMap) -> bool {
+        false
+    }
+    /// Response-body phase: gets each chunk of the answer's body, then a
+    /// last call with `eof` (its chunk may be empty), and returns what goes
+    /// to the client instead. `state` is this plugin's, for this answer
+    /// (for changes that need the whole body).
+    fn body_filter(&self, chunk: bytes::Bytes, _eof: bool, _state: &mut BodyState) -> bytes::Bytes {
+        chunk
+    }
+    /// Whether this plugin has a log phase.
+    fn logs(&self) -> bool {
+        false
+    }
+    /// Log phase: after the answer was sent (or the client went away), for
+    /// every request of the route, proxied or answered early. Runs on the
+    /// worker thread: it must not block (queue work elsewhere).
+    fn log(&self, _entry: &LogEntry<'_>) {}
+}
+
+/// A plugin's state over one answer's body (see [`Plugin::body_filter`]).
+#[derive(Debug, Default)]
+pub struct BodyState {
+    /// Data held back so far.
+    pub held: bytes::BytesMut,
+    /// Set by the plugin when it gave up on this body (passes it through).
+    pub bypass: bool,
+}
+
+/// What the log phase sees of a finished request.
+#[derive(Debug)]
+pub struct LogEntry<'a> {
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// When the request arrived.
+    pub started_at: std::time::SystemTime,
+    /// Method.
+    pub method: &'a Method,
+    /// Request target as received.
+    pub uri: &'a Uri,
+    /// Status sent.
+    pub status: u16,
+    /// Body bytes sent to the client.
+    pub bytes_sent: u64,
+    /// Time until the answer's head was ready.
+    pub latency: std::time::Duration,
+    /// The request id.
+    pub request_id: &'a str,
+    /// Matched route.
+    pub route: Option<uuid::Uuid>,
+    /// Its service.
+    pub service: Option<uuid::Uuid>,
+    /// The authenticated consumer.
+    pub consumer: Option<uuid::Uuid>,
 }
 
 /// Builds the runtime instance of a configured plugin; `None` when this
@@ -185,6 +247,7 @@ pub fn instantiate(
         }
         "request-termination" => request_termination::RequestTermination::new(cfg)
             .map(|p| Arc::new(p) as Arc<dyn Plugin>),
+        "file-log" => file_log::FileLog::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
         _ => None,
     }
 }
