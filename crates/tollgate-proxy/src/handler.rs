@@ -377,7 +377,7 @@ async fn proxy(
             extras: &extras,
             preserved_host: preserved_host.as_ref(),
             upgrade,
-            raw_head: entry.plugins.is_empty() && !upgrade && client_version <= Version::HTTP_11,
+            raw_head: entry.raw_answers && !upgrade && client_version <= Version::HTTP_11,
         },
         up_body,
         pick,

@@ -276,6 +276,9 @@ pub struct RouteEntry {
     pub accepts_http: bool,
     /// The plugins that run for this route, in execution order.
     pub plugins: Arc<[PluginSlot]>,
+    /// Whether no plugin of the route edits answers from the backend: their
+    /// header lines can then be passed to HTTP/1 clients as they are.
+    pub raw_answers: bool,
 }
 
 /// A compiled configuration.
@@ -473,8 +476,16 @@ impl Snapshot {
                 },
                 None => None,
             };
+            let plugins = plugin_chain(&config, &instances, r.id, r.service);
+            let raw_answers = plugins.iter().all(|s| {
+                s.default
+                    .iter()
+                    .chain(s.by_consumer.values())
+                    .all(|p| !p.edits_answers())
+            });
             routes.push(RouteEntry {
-                plugins: plugin_chain(&config, &instances, r.id, r.service),
+                plugins,
+                raw_answers,
                 accepts_http: r
                     .protocols
                     .iter()

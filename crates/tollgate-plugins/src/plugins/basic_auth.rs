@@ -105,7 +105,7 @@ impl crate::runtime::Plugin for BasicAuth {
                 let identity = Identity {
                     consumer,
                     credential: Some(cred),
-                    identifier: Some(user.clone()),
+                    identifier: http::HeaderValue::from_str(&user).ok(),
                     anonymous: false,
                 };
                 return crate::runtime::authenticate(ctx, identity);

@@ -297,7 +297,7 @@ impl crate::runtime::Plugin for HmacAuth {
                 let identity = Identity {
                     consumer,
                     credential: Some(cred),
-                    identifier: Some(username),
+                    identifier: http::HeaderValue::from_str(&username).ok(),
                     anonymous: false,
                 };
                 return crate::runtime::authenticate(ctx, identity);

@@ -105,22 +105,30 @@ pub struct Jwt {
 
 static NEXT_INSTANCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-fn token_digest(token: &str) -> (u64, u64) {
-    use std::hash::BuildHasher;
-    static KEYS: std::sync::OnceLock<(
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
-    )> = std::sync::OnceLock::new();
-    let keys = KEYS.get_or_init(Default::default);
-    (keys.0.hash_one(token), keys.1.hash_one(token))
+/// A token this worker already verified, with what later requests need.
+struct Checked {
+    /// The plugin instance (so this snapshot's credentials) it was checked by.
+    instance: u64,
+    /// The key set generation its signature was checked against (JWKS).
+    generation: u64,
+    /// The credential key (the `iss` or configured claim).
+    key: Box<str>,
+    /// The key as `X-Credential-Identifier`.
+    key_value: Option<http::HeaderValue>,
+    /// `exp` and `nbf`, when numbers.
+    exp: Option<f64>,
+    nbf: Option<f64>,
 }
 
+/// Most tokens remembered per worker (each holds its token text).
+const CHECKED_MAX: usize = 10_000;
+
 thread_local! {
-    /// Tokens whose signature this worker already verified, per plugin
-    /// instance: RSA/EC verification runs once per token, not per request.
-    /// Claims (exp, nbf, …) are still checked on every request.
-    static VERIFIED: std::cell::RefCell<std::collections::HashSet<(u64, u64, u64)>> =
-        std::cell::RefCell::new(std::collections::HashSet::new());
+    /// Tokens whose signature this worker already verified, by their full
+    /// text: signature checks and JSON decoding run once per token, not per
+    /// request. Claims (exp, nbf, …) are still checked on every request.
+    static CHECKED: std::cell::RefCell<std::collections::HashMap<Box<str>, Checked>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// Why a token was refused (Kong's messages).
@@ -208,7 +216,69 @@ impl Jwt {
         (
             std::sync::Arc<crate::runtime::ConsumerInfo>,
             uuid::Uuid,
-            String,
+            Option<http::HeaderValue>,
+        ),
+        Fail,
+    > {
+        // A token this worker already verified for this instance (and, for
+        // JWKS credentials, against the same key set): claims only.
+        let hit = CHECKED.with(|c| {
+            c.borrow()
+                .get(token)
+                .filter(|h| h.instance == self.instance)
+                .map(|h| (h.key.clone(), h.key_value.clone(), h.generation, h.exp, h.nbf))
+        });
+        if let Some((key, key_value, generation, exp, nbf)) = hit {
+            if let Some((cred, consumer)) = self.dir.jwt(&key) {
+                let current = cred.jwks.as_ref().map_or(0, |s| s.keys().generation);
+                if current == generation {
+                    self.check_claims(exp, nbf)?;
+                    return Ok((consumer, cred.id, key_value));
+                }
+            }
+        }
+        self.verify_fully(token, retried)
+    }
+
+    /// Claims checked on every request (`claims_to_verify`, `maximum_expiration`).
+    fn check_claims(&self, exp: Option<f64>, nbf: Option<f64>) -> Result<(), Fail> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        for c in self.config.claims_to_verify.iter().flatten() {
+            match c {
+                Claim::Exp => match exp {
+                    Some(exp) if (now as f64) < exp => {}
+                    Some(_) => return Err(unauthorized("token expired")),
+                    None => return Err(unauthorized("exp must be a number")),
+                },
+                Claim::Nbf => match nbf {
+                    Some(nbf) if (now as f64) >= nbf => {}
+                    Some(_) => return Err(unauthorized("token not valid yet")),
+                    None => return Err(unauthorized("nbf must be a number")),
+                },
+            }
+        }
+        if self.config.maximum_expiration > 0 {
+            match exp {
+                Some(exp) if exp - (now as f64) <= self.config.maximum_expiration as f64 => {}
+                _ => return Err(unauthorized("exp exceeds maximum_expiration")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the token, checks its algorithm and signature, remembers it.
+    fn verify_fully(
+        &self,
+        token: &str,
+        retried: bool,
+    ) -> Result<
+        (
+            std::sync::Arc<crate::runtime::ConsumerInfo>,
+            uuid::Uuid,
+            Option<http::HeaderValue>,
         ),
         Fail,
     > {
@@ -284,55 +354,39 @@ impl Jwt {
                 .as_ref()
                 .ok_or_else(|| unauthorized("Invalid key/secret"))?],
         };
-        let (d0, d1) = token_digest(token);
-        // A refreshed key set (a key may have been withdrawn) starts afresh.
-        let cache_key = (self.instance, d0 ^ generation, d1);
-        if !VERIFIED.with(|v| v.borrow().contains(&cache_key)) {
-            let mut validation = Validation::new(cred.algorithm);
-            validation.validate_exp = false;
-            validation.validate_nbf = false;
-            validation.validate_aud = false;
-            validation.required_spec_claims.clear();
-            let good = keys
-                .iter()
-                .any(|k| jsonwebtoken::decode::<serde_json::Value>(token, k, &validation).is_ok());
-            if !good {
-                return Err(unauthorized("Invalid signature"));
-            }
-            VERIFIED.with(|v| {
-                let mut v = v.borrow_mut();
-                if v.len() > 50_000 {
-                    v.clear();
-                }
-                v.insert(cache_key);
-            });
+        let mut validation = Validation::new(cred.algorithm);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let good = keys
+            .iter()
+            .any(|k| jsonwebtoken::decode::<serde_json::Value>(token, k, &validation).is_ok());
+        if !good {
+            return Err(unauthorized("Invalid signature"));
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
         let number = |name: &str| payload.get(name).and_then(serde_json::Value::as_f64);
-        for c in self.config.claims_to_verify.iter().flatten() {
-            match c {
-                Claim::Exp => match number("exp") {
-                    Some(exp) if (now as f64) < exp => {}
-                    Some(_) => return Err(unauthorized("token expired")),
-                    None => return Err(unauthorized("exp must be a number")),
-                },
-                Claim::Nbf => match number("nbf") {
-                    Some(nbf) if (now as f64) >= nbf => {}
-                    Some(_) => return Err(unauthorized("token not valid yet")),
-                    None => return Err(unauthorized("nbf must be a number")),
-                },
+        let (exp, nbf) = (number("exp"), number("nbf"));
+        let key_value = http::HeaderValue::from_str(key).ok();
+        CHECKED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= CHECKED_MAX {
+                c.clear();
             }
-        }
-        if self.config.maximum_expiration > 0 {
-            match number("exp") {
-                Some(exp) if exp - (now as f64) <= self.config.maximum_expiration as f64 => {}
-                _ => return Err(unauthorized("exp exceeds maximum_expiration")),
-            }
-        }
-        Ok((consumer, cred.id, key.to_owned()))
+            c.insert(
+                token.into(),
+                Checked {
+                    instance: self.instance,
+                    generation,
+                    key: key.into(),
+                    key_value: key_value.clone(),
+                    exp,
+                    nbf,
+                },
+            );
+        });
+        self.check_claims(exp, nbf)?;
+        Ok((consumer, cred.id, key_value))
     }
 }
 
@@ -369,7 +423,7 @@ impl crate::runtime::Plugin for Jwt {
                 let identity = Identity {
                     consumer,
                     credential: Some(cred),
-                    identifier: Some(key),
+                    identifier: key,
                     anonymous: false,
                 };
                 return crate::runtime::authenticate(ctx, identity);

@@ -146,7 +146,7 @@ impl crate::runtime::Plugin for KeyAuth {
         }
         let failure = match self.find_key(ctx) {
             Some((key, header)) => match self.dir.key(&key) {
-                Some((consumer, cred)) => {
+                Some((consumer, cred, cred_id)) => {
                     if self.config.hide_credentials {
                         match header {
                             Some(Found::Header(h)) => {
@@ -166,7 +166,7 @@ impl crate::runtime::Plugin for KeyAuth {
                     let identity = Identity {
                         consumer,
                         credential: Some(cred),
-                        identifier: None,
+                        identifier: Some(cred_id),
                         anonymous: false,
                     };
                     return crate::runtime::authenticate(ctx, identity);

@@ -588,7 +588,7 @@ impl OAuth2 {
         let identity = Identity {
             consumer,
             credential: Some(client.id),
-            identifier: Some(client.client_id.clone()),
+            identifier: http::HeaderValue::from_str(&client.client_id).ok(),
             anonymous: false,
         };
         crate::runtime::authenticate(ctx, identity)

@@ -190,6 +190,10 @@ impl crate::runtime::Plugin for ResponseTransformer {
         );
     }
 
+    fn edits_answers(&self) -> bool {
+        true
+    }
+
     fn filters_body(&self, headers: &http::HeaderMap) -> bool {
         self.edits_json && is_json(headers)
     }

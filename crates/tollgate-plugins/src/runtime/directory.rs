@@ -21,6 +21,23 @@ pub struct ConsumerInfo {
     pub custom_id: Option<String>,
     /// ACL groups.
     pub groups: Vec<String>,
+    /// Its `X-Consumer-*` header values, made once per snapshot.
+    pub values: ConsumerValues,
+}
+
+/// A consumer's `X-Consumer-ID`, `-Username` and `-Custom-ID` values.
+#[derive(Debug)]
+pub struct ConsumerValues {
+    /// `X-Consumer-ID`.
+    pub id: http::HeaderValue,
+    /// `X-Consumer-Username`.
+    pub username: Option<http::HeaderValue>,
+    /// `X-Consumer-Custom-ID`.
+    pub custom_id: Option<http::HeaderValue>,
+}
+
+fn value(s: &str) -> Option<http::HeaderValue> {
+    http::HeaderValue::from_str(s).ok()
 }
 
 #[derive(Debug)]
@@ -133,8 +150,9 @@ impl OAuthClient {
 pub struct Directory {
     consumers: HashMap<Uuid, Arc<ConsumerInfo>>,
     by_username: HashMap<String, Uuid>,
-    /// key → (consumer, credential, expiry in epoch seconds for keys with a `ttl`).
-    keys: HashMap<String, (Uuid, Uuid, Option<i64>)>,
+    /// key → (consumer, credential, expiry in epoch seconds for keys with a
+    /// `ttl`, the credential id as a header value).
+    keys: HashMap<String, (Uuid, Uuid, Option<i64>, http::HeaderValue)>,
     basic: HashMap<String, BasicCred>,
     jwt: HashMap<String, JwtCred>,
     hmac: HashMap<String, (Uuid, Uuid, String)>,
@@ -181,7 +199,9 @@ impl Directory {
                             .and_then(serde_json::Value::as_i64)
                             .filter(|t| *t > 0)
                             .map(|t| c.created_at.unwrap_or_else(now) + t);
-                        keys.insert(k.to_owned(), (c.consumer, c.id, expires));
+                        let id = http::HeaderValue::from_str(&c.id.to_string())
+                            .unwrap_or(http::HeaderValue::from_static(""));
+                        keys.insert(k.to_owned(), (c.consumer, c.id, expires, id));
                     }
                 }
                 CredentialKind::BasicAuth => {
@@ -249,6 +269,12 @@ impl Directory {
                     username: c.username.clone(),
                     custom_id: c.custom_id.clone(),
                     groups: groups.remove(&c.id).unwrap_or_default(),
+                    values: ConsumerValues {
+                        id: value(&c.id.to_string())
+                            .unwrap_or(http::HeaderValue::from_static("")),
+                        username: c.username.as_deref().and_then(value),
+                        custom_id: c.custom_id.as_deref().and_then(value),
+                    },
                 }),
             );
         }
@@ -288,16 +314,17 @@ impl Directory {
         self.consumers.get(&id).cloned()
     }
 
-    /// The consumer and credential of a key-auth key.
-    pub fn key(&self, key: &str) -> Option<(Arc<ConsumerInfo>, Uuid)> {
-        let (stored, (consumer, cred, expires)) = self.keys.get_key_value(key)?;
+    /// The consumer, credential and credential id (as a header value) of a
+    /// key-auth key.
+    pub fn key(&self, key: &str) -> Option<(Arc<ConsumerInfo>, Uuid, http::HeaderValue)> {
+        let (stored, (consumer, cred, expires, id)) = self.keys.get_key_value(key)?;
         if !constant_time_eq(stored.as_bytes(), key.as_bytes()) {
             return None;
         }
         if expires.is_some_and(|e| now() >= e) {
             return None;
         }
-        Some((self.consumers.get(consumer)?.clone(), *cred))
+        Some((self.consumers.get(consumer)?.clone(), *cred, id.clone()))
     }
 
     /// The jwt credential with this key (the token's `iss`, or the configured claim).

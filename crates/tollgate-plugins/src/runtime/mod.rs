@@ -31,8 +31,9 @@ pub struct Identity {
     /// The credential used (None for the anonymous consumer).
     pub credential: Option<uuid::Uuid>,
     /// `X-Credential-Identifier` as Kong sends it (the credential id for
-    /// key-auth, the username for basic-auth and hmac-auth, the key for jwt).
-    pub identifier: Option<String>,
+    /// key-auth, the username for basic-auth and hmac-auth, the key for jwt,
+    /// the client_id for oauth2).
+    pub identifier: Option<HeaderValue>,
     /// Whether this is the configured anonymous consumer.
     pub anonymous: bool,
 }
@@ -151,6 +152,12 @@ pub trait Plugin: Send + Sync + std::fmt::Debug {
     fn access(&self, _ctx: &mut AccessCtx<'_>) -> Flow {
         Flow::Continue
     }
+    /// Whether `header_filter` or `body_filter` may change answers from the
+    /// backend (routes whose plugins do not pass the backend's header lines
+    /// on as they are, without building a header map).
+    fn edits_answers(&self) -> bool {
+        false
+    }
     /// Response-header phase.
     fn header_filter(&self, _identity: Option<&Identity>, _headers: &mut HeaderMap) {}
     /// Whether this plugin filters the body of an answer with these
@@ -259,25 +266,19 @@ pub fn set_consumer_headers(headers: &mut HeaderMap, identity: &Identity) {
     const CUSTOM_ID: HeaderName = HeaderName::from_static("x-consumer-custom-id");
     const CREDENTIAL: HeaderName = HeaderName::from_static("x-credential-identifier");
     const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
-    let c = &identity.consumer;
-    let set = |h: &mut HeaderMap, name: HeaderName, v: Option<&str>| match v
-        .and_then(|v| HeaderValue::from_str(v).ok())
-    {
+    let c = &identity.consumer.values;
+    let set = |h: &mut HeaderMap, name: HeaderName, v: Option<&HeaderValue>| match v {
         Some(v) => {
-            h.insert(name, v);
+            h.insert(name, v.clone());
         }
         None => {
             h.remove(name);
         }
     };
-    set(headers, ID, Some(&c.id.to_string()));
-    set(headers, USERNAME, c.username.as_deref());
-    set(headers, CUSTOM_ID, c.custom_id.as_deref());
-    let identifier = identity
-        .identifier
-        .clone()
-        .or_else(|| identity.credential.map(|u| u.to_string()));
-    set(headers, CREDENTIAL, identifier.as_deref());
+    set(headers, ID, Some(&c.id));
+    set(headers, USERNAME, c.username.as_ref());
+    set(headers, CUSTOM_ID, c.custom_id.as_ref());
+    set(headers, CREDENTIAL, identity.identifier.as_ref());
     if identity.anonymous {
         headers.insert(ANONYMOUS, HeaderValue::from_static("true"));
     } else {
