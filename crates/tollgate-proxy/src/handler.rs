@@ -87,6 +87,13 @@ type Names = Option<(Option<Arc<str>>, Option<Arc<str>>)>;
 struct Trail {
     /// Route and service names, for the access log (only when it is on).
     names: Names,
+    /// For plugins' log phases (only when the configuration has some).
+    plugins: Option<Box<PluginTrail>>,
+}
+
+/// The ids and plugins a request's log phase needs.
+#[derive(Debug, Clone, Default)]
+struct PluginTrail {
     /// Matched route.
     route: Option<uuid::Uuid>,
     /// Its service.
@@ -107,7 +114,8 @@ fn attach_log(
     trail: Trail,
 ) -> Response<ProxyBody> {
     let log = worker.shared.access_log.clone();
-    if log.is_none() && trail.loggers.is_empty() {
+    let plugins = trail.plugins.map(|p| *p).unwrap_or_default();
+    if log.is_none() && plugins.loggers.is_empty() {
         return resp;
     }
     let Some(seed) = seed else { return resp };
@@ -126,12 +134,12 @@ fn attach_log(
         request_id,
         latency: start.elapsed(),
         route,
-        route_id: trail.route,
-        service_id: trail.service,
-        consumer: trail.consumer,
+        route_id: plugins.route,
+        service_id: plugins.service,
+        consumer: plugins.consumer,
         service,
     };
-    let handle = crate::access_log::LogHandle::new(record, log, trail.loggers);
+    let handle = crate::access_log::LogHandle::new(record, log, plugins.loggers);
     resp.map(|b| b.with_log(Some(handle)))
 }
 
@@ -227,9 +235,7 @@ async fn proxy(
         } else {
             None
         },
-        route: Some(entry.route.id),
-        service: entry.route.service,
-        ..Trail::default()
+        plugins: None,
     };
     if !conn.tls && !entry.accepts_http {
         return Ok((https_required(entry, host, &req, request_id), trail));
@@ -307,15 +313,20 @@ async fn proxy(
         };
         // Boxed: routes without plugins do not carry this future's state.
         let access = Box::pin(access_phase(entry, &mut parts, conn, buffered)).await;
-        trail.consumer = access.identity.as_ref().map(|i| i.consumer.id);
         if snapshot.has_loggers {
-            trail.loggers = entry
-                .plugins
-                .iter()
-                .filter_map(|s| s.for_consumer(trail.consumer))
-                .filter(|p| p.logs())
-                .cloned()
-                .collect();
+            let consumer = access.identity.as_ref().map(|i| i.consumer.id);
+            trail.plugins = Some(Box::new(PluginTrail {
+                route: Some(entry.route.id),
+                service: entry.route.service,
+                consumer,
+                loggers: entry
+                    .plugins
+                    .iter()
+                    .filter_map(|s| s.for_consumer(consumer))
+                    .filter(|p| p.logs())
+                    .cloned()
+                    .collect(),
+            }));
         }
         plugin_headers = access.response_headers;
         strip_args = access.strip_query_args;

@@ -127,8 +127,13 @@ thread_local! {
     /// Tokens whose signature this worker already verified, by their full
     /// text: signature checks and JSON decoding run once per token, not per
     /// request. Claims (exp, nbf, …) are still checked on every request.
-    static CHECKED: std::cell::RefCell<std::collections::HashMap<Box<str>, Checked>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+    /// Hashed with foldhash (seeded per worker): tokens are long, and a
+    /// collision costs only time, as keys are compared in full.
+    static CHECKED: std::cell::RefCell<
+        std::collections::HashMap<Box<str>, Checked, foldhash::fast::RandomState>,
+    > = std::cell::RefCell::new(std::collections::HashMap::with_hasher(
+        foldhash::fast::RandomState::default(),
+    ));
 }
 
 /// Why a token was refused (Kong's messages).
@@ -230,7 +235,7 @@ impl Jwt {
         });
         if let Some((key, key_value, generation, exp, nbf)) = hit {
             if let Some((cred, consumer)) = self.dir.jwt(&key) {
-                let current = cred.jwks.as_ref().map_or(0, |s| s.keys().generation);
+                let current = cred.jwks.as_ref().map_or(0, |s| s.generation());
                 if current == generation {
                     self.check_claims(exp, nbf)?;
                     return Ok((consumer, cred.id, key_value));

@@ -90,7 +90,8 @@ impl Keys {
 #[derive(Debug)]
 pub struct KeySet {
     url: String,
-    current: RwLock<Arc<Keys>>,
+    /// Swapped whole on refresh; reading it takes no lock.
+    current: arc_swap::ArcSwap<Keys>,
     last_attempt: std::sync::Mutex<Option<Instant>>,
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -98,7 +99,12 @@ pub struct KeySet {
 impl KeySet {
     /// The keys as last fetched.
     pub fn keys(&self) -> Arc<Keys> {
-        self.current.read().map(|k| k.clone()).unwrap_or_default()
+        self.current.load_full()
+    }
+
+    /// The generation of the current keys (no shared counter touched).
+    pub fn generation(&self) -> u64 {
+        self.current.load().generation
     }
 
     /// A future that fetches the set again, unless another refresh happened
@@ -137,9 +143,7 @@ impl KeySet {
                     }
                 }
             };
-            if let Ok(mut cur) = set.current.write() {
-                *cur = Arc::new(next);
-            }
+            set.current.store(Arc::new(next));
         })
     }
 }
@@ -196,7 +200,7 @@ impl JwksCache {
 fn new_set(url: &str) -> KeySet {
     KeySet {
         url: url.to_owned(),
-        current: RwLock::new(Arc::new(Keys::default())),
+        current: arc_swap::ArcSwap::from_pointee(Keys::default()),
         last_attempt: std::sync::Mutex::new(None),
         refreshing: tokio::sync::Mutex::new(()),
     }
