@@ -16,6 +16,10 @@ use support::gateway::Gateway;
 const PUBLIC: &str = include_str!("fixtures/jwt-rsa-public.pem");
 const PRIVATE: &str = include_str!("fixtures/jwt-rsa-private.pem");
 const ATTACKER: &str = include_str!("fixtures/jwt-rsa-attacker-private.pem");
+const EC_PUBLIC: &str = include_str!("fixtures/jwt-ec-public.pem");
+const EC_PRIVATE: &str = include_str!("fixtures/jwt-ec-private.pem");
+const ED_PUBLIC: &str = include_str!("fixtures/jwt-ed25519-public.pem");
+const ED_PRIVATE: &str = include_str!("fixtures/jwt-ed25519-private.pem");
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -158,15 +162,17 @@ async fn jwt_accepts_good_tokens_and_refuses_every_attack_case() {
         secret,
         json!({"iss": "hs-issuer", "exp": now() - 10, "nbf": now() - 100}),
     );
-    refused("token expired")(
-        get(&c, &url, &[("authorization", &format!("Bearer {expired}"))]).await,
-    );
+    // Claim failures answer Kong's map form.
+    let g = get(&c, &url, &[("authorization", &format!("Bearer {expired}"))]).await;
+    assert_eq!((g.status, g.json()), (401, json!({"exp": "token expired"})));
     let early = hs(
         secret,
         json!({"iss": "hs-issuer", "exp": now() + 300, "nbf": now() + 100}),
     );
-    refused("token not valid yet")(
-        get(&c, &url, &[("authorization", &format!("Bearer {early}"))]).await,
+    let g = get(&c, &url, &[("authorization", &format!("Bearer {early}"))]).await;
+    assert_eq!(
+        (g.status, g.json()),
+        (401, json!({"nbf": "token not valid yet"}))
     );
     // Unknown issuer; missing issuer.
     let stranger = hs(secret, fresh("nobody"));
@@ -191,4 +197,104 @@ async fn jwt_accepts_good_tokens_and_refuses_every_attack_case() {
     refused("Bad token; invalid JSON")(
         get(&c, &url, &[("authorization", "Bearer not.a.token")]).await,
     );
+}
+
+fn signed(alg: Algorithm, key: &EncodingKey, claims: serde_json::Value) -> String {
+    encode(&Header::new(alg), &claims, key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_verifies_each_algorithm_family_and_kongs_claim_rules() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    post_form(&c, &format!("{admin}/consumers"), "username=multi").await;
+    // HS512 with a base64 secret, PS256, ES256 and EdDSA credentials.
+    let raw_secret = b"binary\x00secret-binary-secret-0000";
+    let b64_secret = base64::engine::general_purpose::STANDARD.encode(raw_secret);
+    for cred in [
+        json!({"key": "hs512", "algorithm": "HS512", "secret": b64_secret}),
+        json!({"key": "ps256", "algorithm": "PS256", "rsa_public_key": PUBLIC}),
+        json!({"key": "es256", "algorithm": "ES256", "rsa_public_key": EC_PUBLIC}),
+        json!({"key": "ed", "algorithm": "EdDSA", "rsa_public_key": ED_PUBLIC}),
+    ] {
+        let got = send_json(&c, "POST", &format!("{admin}/consumers/multi/jwt"), &cred).await;
+        assert_eq!(got.status, 201, "{}", got.text());
+    }
+    let got = send_json(
+        &c,
+        "POST",
+        &format!("{admin}/services/s/plugins"),
+        &json!({"name": "jwt", "config": {"secret_is_base64": true, "maximum_expiration": 600, "claims_to_verify": ["exp"]}}),
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let url = format!("{}/api/x", gw.url());
+    let claims = |iss: &str, ttl: i64| json!({"iss": iss, "exp": now() + ttl});
+    let bearer = |t: &str| format!("Bearer {t}");
+    let tokens = [
+        signed(
+            Algorithm::HS512,
+            &EncodingKey::from_secret(raw_secret),
+            claims("hs512", 300),
+        ),
+        signed(
+            Algorithm::PS256,
+            &EncodingKey::from_rsa_pem(PRIVATE.as_bytes()).unwrap(),
+            claims("ps256", 300),
+        ),
+        signed(
+            Algorithm::ES256,
+            &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+            claims("es256", 300),
+        ),
+        signed(
+            Algorithm::EdDSA,
+            &EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap(),
+            claims("ed", 300),
+        ),
+    ];
+    for t in &tokens {
+        let g = get(&c, &url, &[("authorization", &bearer(t))]).await;
+        assert_eq!(g.status, 200, "{t}: {}", g.text());
+        assert_eq!(g.json()["headers"]["x-consumer-username"], "multi");
+    }
+    // PS256 signed by another RSA key; RS256 (same key) where PS256 is required.
+    let forged = signed(
+        Algorithm::PS256,
+        &EncodingKey::from_rsa_pem(ATTACKER.as_bytes()).unwrap(),
+        claims("ps256", 300),
+    );
+    let g = get(&c, &url, &[("authorization", &bearer(&forged))]).await;
+    assert_eq!(
+        (g.status, g.json()["message"].as_str()),
+        (401, Some("Invalid signature"))
+    );
+    let wrong_alg = rs(PRIVATE, claims("ps256", 300));
+    let g = get(&c, &url, &[("authorization", &bearer(&wrong_alg))]).await;
+    assert_eq!(
+        (g.status, g.json()["message"].as_str()),
+        (401, Some("Invalid algorithm"))
+    );
+    // maximum_expiration: 600 s at most.
+    let long = signed(
+        Algorithm::EdDSA,
+        &EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap(),
+        claims("ed", 3600),
+    );
+    let g = get(&c, &url, &[("authorization", &bearer(&long))]).await;
+    assert_eq!(
+        (g.status, g.json()),
+        (401, json!({"exp": "exceeds maximum allowed expiration"}))
+    );
+    // The secret is base64: the same bytes used as text do not verify.
+    let text = signed(
+        Algorithm::HS512,
+        &EncodingKey::from_secret(b64_secret.as_bytes()),
+        claims("hs512", 300),
+    );
+    let g = get(&c, &url, &[("authorization", &bearer(&text))]).await;
+    assert_eq!(g.status, 401);
 }

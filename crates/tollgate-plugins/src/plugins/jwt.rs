@@ -144,6 +144,17 @@ fn unauthorized(message: &str) -> Fail {
     ))
 }
 
+/// A refused claim, as Kong answers it: `{"<claim>": "<why>"}`.
+fn claim_refused(claim: &str, why: &str) -> Fail {
+    let body = serde_json::json!({ claim: why }).to_string();
+    Fail::Answer(crate::runtime::EarlyResponse {
+        status: http::StatusCode::UNAUTHORIZED,
+        message: None,
+        body: Some(("application/json; charset=utf-8".into(), body)),
+        headers: Vec::new(),
+    })
+}
+
 /// Why a token was not accepted (yet).
 enum Fail {
     /// Refused with this answer.
@@ -231,7 +242,15 @@ impl Jwt {
             c.borrow()
                 .get(token)
                 .filter(|h| h.instance == self.instance)
-                .map(|h| (h.key.clone(), h.key_value.clone(), h.generation, h.exp, h.nbf))
+                .map(|h| {
+                    (
+                        h.key.clone(),
+                        h.key_value.clone(),
+                        h.generation,
+                        h.exp,
+                        h.nbf,
+                    )
+                })
         });
         if let Some((key, key_value, generation, exp, nbf)) = hit {
             if let Some((cred, consumer)) = self.dir.jwt(&key) {
@@ -255,20 +274,21 @@ impl Jwt {
             match c {
                 Claim::Exp => match exp {
                     Some(exp) if (now as f64) < exp => {}
-                    Some(_) => return Err(unauthorized("token expired")),
-                    None => return Err(unauthorized("exp must be a number")),
+                    Some(_) => return Err(claim_refused("exp", "token expired")),
+                    None => return Err(claim_refused("exp", "must be a number")),
                 },
                 Claim::Nbf => match nbf {
                     Some(nbf) if (now as f64) >= nbf => {}
-                    Some(_) => return Err(unauthorized("token not valid yet")),
-                    None => return Err(unauthorized("nbf must be a number")),
+                    Some(_) => return Err(claim_refused("nbf", "token not valid yet")),
+                    None => return Err(claim_refused("nbf", "must be a number")),
                 },
             }
         }
         if self.config.maximum_expiration > 0 {
             match exp {
                 Some(exp) if exp - (now as f64) <= self.config.maximum_expiration as f64 => {}
-                _ => return Err(unauthorized("exp exceeds maximum_expiration")),
+                Some(_) => return Err(claim_refused("exp", "exceeds maximum allowed expiration")),
+                None => return Err(claim_refused("exp", "must be a number")),
             }
         }
         Ok(())

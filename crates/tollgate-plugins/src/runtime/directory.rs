@@ -270,8 +270,7 @@ impl Directory {
                     custom_id: c.custom_id.clone(),
                     groups: groups.remove(&c.id).unwrap_or_default(),
                     values: ConsumerValues {
-                        id: value(&c.id.to_string())
-                            .unwrap_or(http::HeaderValue::from_static("")),
+                        id: value(&c.id.to_string()).unwrap_or(http::HeaderValue::from_static("")),
                         username: c.username.as_deref().and_then(value),
                         custom_id: c.custom_id.as_deref().and_then(value),
                     },
