@@ -23,7 +23,15 @@ pub struct PluginInfo {
     validate: fn(&Value) -> Result<Value, SchemaError>,
     defaults: fn() -> Value,
     fields: &'static [Field],
+    runtime: Runtime,
 }
+
+/// Builds a plugin's runtime (see [`PluginSchema::runtime`]).
+type Runtime = fn(
+    &tollgate_model::Plugin,
+    &std::sync::Arc<crate::runtime::Directory>,
+    &crate::runtime::PluginEnv,
+) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>>;
 
 impl PluginInfo {
     /// Validates `config` for this plugin; see [`validate_config`].
@@ -40,6 +48,16 @@ impl PluginInfo {
     pub fn fields(&self) -> &'static [Field] {
         self.fields
     }
+
+    /// The runtime of a configured instance (None: not run by this version).
+    pub fn runtime(
+        &self,
+        plugin: &tollgate_model::Plugin,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+        env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        (self.runtime)(plugin, dir, env)
+    }
 }
 
 const fn plugin<T: PluginSchema>() -> PluginInfo {
@@ -50,6 +68,7 @@ const fn plugin<T: PluginSchema>() -> PluginInfo {
         validate: validate_as::<T>,
         defaults: defaults_of::<T>,
         fields: T::FIELDS,
+        runtime: T::runtime,
     }
 }
 
@@ -82,7 +101,8 @@ pub fn registry() -> &'static [PluginInfo] {
     PLUGINS
 }
 
-fn find(name: &str) -> Option<&'static PluginInfo> {
+/// The bundled plugin `name`.
+pub fn find(name: &str) -> Option<&'static PluginInfo> {
     PLUGINS.iter().find(|p| p.name == name)
 }
 

@@ -105,6 +105,17 @@ pub trait PluginSchema: Serialize + DeserializeOwned + Default {
     fn validate(&self) -> Result<(), Vec<Problem>> {
         Ok(())
     }
+
+    /// Builds the plugin's runtime from a validated instance; `None` when
+    /// this version has none for it yet (its config is still validated and
+    /// stored, and the node warns).
+    fn runtime(
+        _plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        None
+    }
 }
 
 /// Validates `config` for plugin type `T` and returns the full config.

@@ -27,6 +27,15 @@ fn non_empty(v: &Option<Vec<String>>) -> bool {
 }
 
 impl PluginSchema for AclConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        Acl::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "acl";
     const PRIORITY: i32 = 950;
     const FIELDS: &'static [Field] = &[

@@ -27,6 +27,15 @@ impl Default for BasicAuthConfig {
 }
 
 impl PluginSchema for BasicAuthConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        BasicAuth::new(&plugin.config, dir)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "basic-auth";
     const PRIORITY: i32 = 1100;
     const FIELDS: &'static [Field] = &[

@@ -42,6 +42,15 @@ impl Default for CorrelationIdConfig {
 }
 
 impl PluginSchema for CorrelationIdConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        CorrelationId::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "correlation-id";
     const PRIORITY: i32 = 100001;
     const FIELDS: &'static [Field] = &[

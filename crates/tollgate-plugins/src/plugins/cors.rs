@@ -50,6 +50,15 @@ impl Default for CorsConfig {
 }
 
 impl PluginSchema for CorsConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        Cors::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "cors";
     const PRIORITY: i32 = 2000;
     const FIELDS: &'static [Field] = &[

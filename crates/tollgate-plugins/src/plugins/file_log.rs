@@ -27,6 +27,15 @@ fn check_filename(s: &str) -> Result<(), String> {
 }
 
 impl PluginSchema for FileLogConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        FileLog::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "file-log";
     const PRIORITY: i32 = 9;
     const FIELDS: &'static [Field] = &[

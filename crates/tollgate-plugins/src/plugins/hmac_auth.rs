@@ -42,6 +42,15 @@ impl Default for HmacAuthConfig {
 }
 
 impl PluginSchema for HmacAuthConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        HmacAuth::new(&plugin.config, dir)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "hmac-auth";
     const PRIORITY: i32 = 1030;
     const FIELDS: &'static [Field] = &[

@@ -23,6 +23,15 @@ pub struct IpRestrictionConfig {
 const IPS: Ty = Ty::Array(&Ty::Check(check_ip_or_cidr));
 
 impl PluginSchema for IpRestrictionConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        IpRestriction::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "ip-restriction";
     const PRIORITY: i32 = 990;
     const FIELDS: &'static [Field] = &[

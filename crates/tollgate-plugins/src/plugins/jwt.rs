@@ -60,6 +60,15 @@ impl Default for JwtConfig {
 }
 
 impl PluginSchema for JwtConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+        env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        Jwt::new(&plugin.config, dir, env)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "jwt";
     const PRIORITY: i32 = 1450;
     const FIELDS: &'static [Field] = &[

@@ -42,6 +42,15 @@ impl Default for KeyAuthConfig {
 }
 
 impl PluginSchema for KeyAuthConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        KeyAuth::new(&plugin.config, dir)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "key-auth";
     const PRIORITY: i32 = 1250;
     const FIELDS: &'static [Field] = &[

@@ -88,6 +88,15 @@ impl Default for OAuth2Config {
 }
 
 impl PluginSchema for OAuth2Config {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        dir: &std::sync::Arc<crate::runtime::Directory>,
+        env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        OAuth2::new(&plugin.config, env, dir)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "oauth2";
     const PRIORITY: i32 = 1400;
     const FIELDS: &'static [Field] = &[

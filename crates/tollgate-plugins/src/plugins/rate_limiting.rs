@@ -191,6 +191,15 @@ const REDIS_FIELDS: &[Field] = &[
 ];
 
 impl PluginSchema for RateLimitingConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        RateLimiting::new(plugin.id, &plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "rate-limiting";
     const PRIORITY: i32 = 910;
     const FIELDS: &'static [Field] = &[

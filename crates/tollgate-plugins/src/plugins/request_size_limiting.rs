@@ -51,6 +51,15 @@ impl Default for RequestSizeLimitingConfig {
 }
 
 impl PluginSchema for RequestSizeLimitingConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        RequestSizeLimiting::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "request-size-limiting";
     const PRIORITY: i32 = 951;
     const FIELDS: &'static [Field] = &[

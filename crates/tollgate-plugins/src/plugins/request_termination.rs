@@ -38,6 +38,15 @@ impl Default for RequestTerminationConfig {
 }
 
 impl PluginSchema for RequestTerminationConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        RequestTermination::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "request-termination";
     const PRIORITY: i32 = 2;
     const FIELDS: &'static [Field] = &[

@@ -78,6 +78,15 @@ const REPLACE: &[Field] = &[
 ];
 
 impl PluginSchema for RequestTransformerConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        RequestTransformer::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "request-transformer";
     const PRIORITY: i32 = 801;
     const FIELDS: &'static [Field] = &[

@@ -58,6 +58,15 @@ const TYPED: &[Field] = &[
 ];
 
 impl PluginSchema for ResponseTransformerConfig {
+    fn runtime(
+        plugin: &tollgate_model::Plugin,
+        _dir: &std::sync::Arc<crate::runtime::Directory>,
+        _env: &crate::runtime::PluginEnv,
+    ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
+        ResponseTransformer::new(&plugin.config)
+            .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
+    }
+
     const NAME: &'static str = "response-transformer";
     const PRIORITY: i32 = 800;
     const FIELDS: &'static [Field] = &[

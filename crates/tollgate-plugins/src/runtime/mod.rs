@@ -218,45 +218,15 @@ pub struct LogEntry<'a> {
     pub consumer: Option<uuid::Uuid>,
 }
 
-/// Builds the runtime instance of a configured plugin; `None` when this
-/// version has no runtime for it yet (its config is still validated and stored).
+/// Builds the runtime instance of a configured plugin through the registry
+/// (each plugin's `PluginSchema::runtime`); `None` when this version has no
+/// runtime for it yet (its config is still validated and stored).
 pub fn instantiate(
     plugin: &tollgate_model::Plugin,
     dir: &Arc<Directory>,
     env: &PluginEnv,
 ) -> Option<Arc<dyn Plugin>> {
-    use crate::plugins::*;
-    let cfg = &plugin.config;
-    match plugin.name.as_str() {
-        "key-auth" => key_auth::KeyAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "basic-auth" => {
-            basic_auth::BasicAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>)
-        }
-        "acl" => acl::Acl::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "cors" => cors::Cors::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "response-transformer" => response_transformer::ResponseTransformer::new(cfg)
-            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "request-transformer" => request_transformer::RequestTransformer::new(cfg)
-            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "request-size-limiting" => request_size_limiting::RequestSizeLimiting::new(cfg)
-            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "correlation-id" => {
-            correlation_id::CorrelationId::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
-        }
-        "ip-restriction" => {
-            ip_restriction::IpRestriction::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
-        }
-        "jwt" => jwt::Jwt::new(cfg, dir, env).map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "oauth2" => oauth2::OAuth2::new(cfg, env, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "hmac-auth" => hmac_auth::HmacAuth::new(cfg, dir).map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "rate-limiting" => {
-            rate_limiting::RateLimiting::new(plugin.id, cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>)
-        }
-        "request-termination" => request_termination::RequestTermination::new(cfg)
-            .map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        "file-log" => file_log::FileLog::new(cfg).map(|p| Arc::new(p) as Arc<dyn Plugin>),
-        _ => None,
-    }
+    crate::registry::find(&plugin.name)?.runtime(plugin, dir, env)
 }
 
 /// Sets Kong's consumer headers on the upstream request after authentication.
