@@ -75,6 +75,7 @@ const fn plugin<T: PluginSchema>() -> PluginInfo {
 /// Every bundled plugin with a schema, by descending priority.
 static PLUGINS: &[PluginInfo] = &[
     plugin::<correlation_id::CorrelationIdConfig>(),
+    plugin::<bot_detection::BotDetectionConfig>(),
     plugin::<cors::CorsConfig>(),
     plugin::<jwt::JwtConfig>(),
     plugin::<oauth2::OAuth2Config>(),

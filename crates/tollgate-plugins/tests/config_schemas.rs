@@ -317,6 +317,7 @@ fn priorities_follow_kong() {
 /// The smallest valid config of every registered plugin.
 const MINIMAL: &[(&str, &str)] = &[
     ("correlation-id", "{}"),
+    ("bot-detection", "{}"),
     ("cors", "{}"),
     ("jwt", "{}"),
     ("oauth2", "{}"),
@@ -381,4 +382,18 @@ fn every_field_table_matches_its_config_struct() {
     for info in registry() {
         assert_table_matches(info.name, "", info.fields(), &info.defaults());
     }
+}
+
+#[test]
+fn bot_detection_refuses_an_invalid_regex_naming_the_entry() {
+    let err = validate_config(
+        "bot-detection",
+        &serde_json::json!({"deny": ["ok", "(unclosed"]}),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("deny") && err.contains("invalid regex"),
+        "{err}"
+    );
 }

@@ -340,3 +340,55 @@ services:
     assert!(got.header("content-type").is_none());
     assert_eq!(got.header("x-served-by"), Some("tollgate"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bot_detection_refuses_crawlers_and_deny_matches_unless_allowed() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    let got = post_form(
+        &c,
+        &format!("{admin}/services/s/plugins"),
+        "name=bot-detection&config.deny[]=^BadClient&config.allow[]=FriendlyBot",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let bad = post_form(
+        &c,
+        &format!("{admin}/plugins"),
+        "name=bot-detection&config.deny[]=(unclosed",
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("invalid regex"), "{}", bad.text());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let url = format!("{}/api/x", gw.url());
+    for (agent, status) in [
+        (
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+            200,
+        ),
+        ("curl/8.5.0", 200),
+        (
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+            403,
+        ),
+        ("BadClient/1.0", 403),
+        ("FriendlyBot/3.0", 200),
+    ] {
+        let got = get(&c, &url, &[("user-agent", agent)]).await;
+        assert_eq!(got.status, status, "{agent}: {}", got.text());
+        if status == 403 {
+            assert_eq!(got.json()["message"], "Forbidden");
+        }
+    }
+    // Two User-Agent headers are ambiguous.
+    let two = support::client::raw(
+        gw.proxy,
+        b"GET /api/x HTTP/1.1\r\nHost: a\r\nUser-Agent: a\r\nUser-Agent: b\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(two.starts_with("HTTP/1.1 400"), "{two}");
+}

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod basic_auth;
+pub mod bot_detection;
 pub mod correlation_id;
 pub mod cors;
 pub mod file_log;
