@@ -305,7 +305,9 @@ async fn proxy(
             .iter()
             .any(|s| s.wants_body(&parts.method, &parts.headers))
         {
-            let read = read_body(body, PLUGIN_BODY_MAX).await;
+            // Boxed, as the access phase below: routes that do not read
+            // bodies do not carry this future's state.
+            let read = Box::pin(read_body(body, PLUGIN_BODY_MAX)).await;
             body = ProxyBody::empty();
             Some(read.map_err(|e| (e, trail.clone()))?)
         } else {
