@@ -259,7 +259,7 @@ async fn proxy(
         target.push('?');
         target.push_str(q);
     }
-    let uri = Uri::from_maybe_shared(Bytes::from(target)).map_err(|_| {
+    let mut uri = Uri::from_maybe_shared(Bytes::from(target)).map_err(|_| {
         (
             ProxyError::new(ErrorKind::BadRequest, "upstream uri"),
             trail.clone(),
@@ -340,6 +340,30 @@ async fn proxy(
                 resp.headers_mut().append(name, value);
             }
             return Ok((resp, trail));
+        }
+        if access.upstream_path.is_some() || access.upstream_query.is_some() {
+            let path = access.upstream_path.as_deref().unwrap_or(uri.path());
+            let query = access
+                .upstream_query
+                .as_deref()
+                .or(uri.query())
+                .filter(|q| !q.is_empty());
+            let target = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_owned(),
+            };
+            match Uri::try_from(target) {
+                Ok(u) => uri = u,
+                Err(_) => {
+                    return Err((
+                        ProxyError::new(ErrorKind::BadRequest, "plugin-made upstream uri"),
+                        trail,
+                    ))
+                }
+            }
+        }
+        if let Some(m) = access.upstream_method {
+            parts.method = m;
         }
         if let Some(b) = access.body {
             // Sent with its (possibly new) length; the client's framing
@@ -476,6 +500,10 @@ struct Access {
     identity: Option<tollgate_plugins::runtime::Identity>,
     /// The buffered request body (possibly changed by a plugin).
     body: Option<Bytes>,
+    /// Upstream method, path and query set by plugins.
+    upstream_method: Option<http::Method>,
+    upstream_path: Option<String>,
+    upstream_query: Option<String>,
 }
 
 /// Runs the route's plugins' access phases in order (see [`Flow`]).
@@ -501,6 +529,9 @@ async fn access_phase(
         response_headers: Vec::new(),
         strip_query_args: Vec::new(),
         body_limit: None,
+        upstream_method: None,
+        upstream_path: None,
+        upstream_query: None,
         body,
     };
     let mut early = None;
@@ -562,6 +593,9 @@ async fn access_phase(
         body_limit: ctx.body_limit,
         identity: ctx.identity,
         body: ctx.body,
+        upstream_method: ctx.upstream_method,
+        upstream_path: ctx.upstream_path,
+        upstream_query: ctx.upstream_query,
     }
 }
 

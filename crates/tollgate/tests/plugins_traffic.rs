@@ -392,3 +392,80 @@ async fn bot_detection_refuses_crawlers_and_deny_matches_unless_allowed() {
     .await;
     assert!(two.starts_with("HTTP/1.1 400"), "{two}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_transformer_edits_query_body_uri_and_method() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    let got = post_form(
+        &c,
+        &format!("{admin}/services/s/plugins"),
+        "name=request-transformer&config.remove.querystring=drop&config.rename.querystring=old:new\
+         &config.add.querystring=added:1&config.replace.uri=/rewritten\
+         &config.add.headers=x-user:$(headers.x-name)&config.add.body=source:gateway\
+         &config.remove.body=secret",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    // A second route whose requests become GETs (a form body moves to the query).
+    let got = post_form(
+        &c,
+        &format!("{admin}/services/s/routes"),
+        "name=as-get&paths[]=/get",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    let got = post_form(
+        &c,
+        &format!("{admin}/routes/as-get/plugins"),
+        "name=request-transformer&config.http_method=GET",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let form = support::client::send(
+        &c,
+        "POST",
+        &format!("{}/api/x?drop=1&old=v&keep=k", gw.url()),
+        Some(("application/x-www-form-urlencoded", "secret=s&a=1")),
+        &[("x-name", "ann")],
+    )
+    .await;
+    assert_eq!(form.status, 200, "{}", form.text());
+    let j = form.json();
+    assert_eq!(j["uri"], "/rewritten?new=v&keep=k&added=1");
+    assert_eq!(j["body"], "a=1&source=gateway");
+    assert_eq!(j["headers"]["content-length"], "18");
+    assert_eq!(j["headers"]["x-user"], "ann");
+
+    let json = support::client::send(
+        &c,
+        "POST",
+        &format!("{}/api/x", gw.url()),
+        Some(("application/json", r#"{"secret":"s","a":1}"#)),
+        &[],
+    )
+    .await;
+    assert_eq!(json.status, 200, "{}", json.text());
+    let body: serde_json::Value =
+        serde_json::from_str(json.json()["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, serde_json::json!({"a": 1, "source": "gateway"}));
+
+    let as_get = support::client::send(
+        &c,
+        "POST",
+        &format!("{}/get/x?z=0", gw.url()),
+        Some(("application/x-www-form-urlencoded", "q=1")),
+        &[],
+    )
+    .await;
+    assert_eq!(as_get.status, 200, "{}", as_get.text());
+    let j = as_get.json();
+    assert_eq!(j["method"], "GET");
+    assert_eq!(j["uri"], "/x?z=0&q=1");
+    assert_eq!(j["body_len"], 0);
+}

@@ -1,4 +1,4 @@
-//! `request-transformer`: config schema.
+//! `request-transformer`: config schema and runtime.
 
 use serde::{Deserialize, Serialize};
 
@@ -99,13 +99,19 @@ impl PluginSchema for RequestTransformerConfig {
     ];
 }
 
-/// The request-transformer plugin at run time, for headers (Kong's order:
-/// remove, rename, replace, add, append). A config that also transforms
-/// the query string, the body, the URI or the method is not run by this
-/// version (the node warns) rather than half-applied.
+/// The request-transformer plugin at run time: headers, query string,
+/// body (urlencoded, multipart and JSON), the upstream path
+/// (`replace.uri`) and method (`http_method`), each in Kong's order
+/// (remove, rename, replace when present, add when absent, append). Values
+/// may use `$(headers.name)` and `$(query_params.name)` templates (from the
+/// request as received); `$(uri_captures…)` is not supported and stays
+/// literal.
 #[derive(Debug)]
 pub struct RequestTransformer {
     config: RequestTransformerConfig,
+    edits_body: bool,
+    edits_query: bool,
+    templated: bool,
 }
 
 /// Header edits in Kong's order: remove, rename, replace, add, append.
@@ -169,18 +175,167 @@ fn pair(s: &str) -> Option<(http::HeaderName, http::HeaderValue)> {
 }
 
 impl RequestTransformer {
-    /// Builds the instance from a validated config (headers only).
+    /// Builds the instance from a validated config.
     pub fn new(config: &serde_json::Value) -> Option<Self> {
         let config: RequestTransformerConfig = serde_json::from_value(config.clone()).ok()?;
-        let others = [&config.remove, &config.rename, &config.add, &config.append]
+        let edits_body = [&config.remove, &config.rename, &config.add, &config.append]
             .iter()
-            .any(|p| !p.querystring.is_empty() || !p.body.is_empty())
-            || !config.replace.querystring.is_empty()
-            || !config.replace.body.is_empty()
-            || config.replace.uri.is_some()
-            || config.http_method.is_some();
-        (!others).then_some(RequestTransformer { config })
+            .any(|p| !p.body.is_empty())
+            || !config.replace.body.is_empty();
+        let edits_query = [&config.remove, &config.rename, &config.add, &config.append]
+            .iter()
+            .any(|p| !p.querystring.is_empty())
+            || !config.replace.querystring.is_empty();
+        let templated = serde_json::to_string(&config).is_ok_and(|s| s.contains("$("));
+        Some(RequestTransformer {
+            config,
+            edits_body,
+            edits_query,
+            templated,
+        })
     }
+
+    /// Kong's edits over (name, value) pairs: remove, rename, replace (when
+    /// present), add (when absent), append.
+    fn edit_pairs(
+        &self,
+        pairs: &mut Vec<(String, String)>,
+        pick: fn(&Parts) -> &Vec<String>,
+        replace: &[String],
+        t: &Templates<'_>,
+    ) {
+        for name in pick(&self.config.remove) {
+            pairs.retain(|(k, _)| k != name);
+        }
+        for r in pick(&self.config.rename) {
+            if let Some((from, to)) = r.split_once(':') {
+                for (k, _) in pairs.iter_mut().filter(|(k, _)| k == from) {
+                    *k = to.to_owned();
+                }
+            }
+        }
+        for (k, v) in replace.iter().filter_map(|p| t.pair(p)) {
+            for (_, old) in pairs.iter_mut().filter(|(n, _)| *n == k) {
+                *old = v.clone();
+            }
+        }
+        for (k, v) in pick(&self.config.add).iter().filter_map(|p| t.pair(p)) {
+            if !pairs.iter().any(|(n, _)| *n == k) {
+                pairs.push((k, v));
+            }
+        }
+        for (k, v) in pick(&self.config.append).iter().filter_map(|p| t.pair(p)) {
+            pairs.push((k, v));
+        }
+    }
+
+    /// The same edits over a JSON object's top-level keys (values added as
+    /// strings; appending to a present key makes an array).
+    fn edit_json(&self, map: &mut serde_json::Map<String, serde_json::Value>, t: &Templates<'_>) {
+        use serde_json::Value;
+        for name in &self.config.remove.body {
+            map.remove(name);
+        }
+        for r in &self.config.rename.body {
+            if let Some((from, to)) = r.split_once(':') {
+                if let Some(v) = map.remove(from) {
+                    map.insert(to.to_owned(), v);
+                }
+            }
+        }
+        for (k, v) in self.config.replace.body.iter().filter_map(|p| t.pair(p)) {
+            if let Some(slot) = map.get_mut(&k) {
+                *slot = Value::String(v);
+            }
+        }
+        for (k, v) in self.config.add.body.iter().filter_map(|p| t.pair(p)) {
+            map.entry(k).or_insert(Value::String(v));
+        }
+        for (k, v) in self.config.append.body.iter().filter_map(|p| t.pair(p)) {
+            match map.get_mut(&k) {
+                None => {
+                    map.insert(k, Value::String(v));
+                }
+                Some(Value::Array(a)) => a.push(Value::String(v)),
+                Some(other) => {
+                    let first = other.take();
+                    *other = Value::Array(vec![first, Value::String(v)]);
+                }
+            }
+        }
+    }
+}
+
+/// Renders `$(headers.x)` and `$(query_params.x)` in config values, from
+/// the request as it arrived.
+struct Templates<'a> {
+    headers: Option<&'a http::HeaderMap>,
+    query: Vec<(String, String)>,
+}
+
+impl Templates<'_> {
+    fn render(&self, v: &str) -> String {
+        let Some(headers) = self.headers else {
+            return v.to_owned();
+        };
+        let mut out = String::with_capacity(v.len());
+        let mut rest = v;
+        while let Some(start) = rest.find("$(") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find(')') else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            let expr = after[..end].trim();
+            if let Some(h) = expr.strip_prefix("headers.") {
+                let h = h.trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']');
+                out.push_str(headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or(""));
+            } else if let Some(q) = expr.strip_prefix("query_params.") {
+                let q = q.trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']');
+                out.push_str(
+                    self.query
+                        .iter()
+                        .find(|(k, _)| k == q)
+                        .map_or("", |(_, v)| v.as_str()),
+                );
+            } else {
+                out.push_str(&rest[start..start + 2 + end + 1]);
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// A `name:value` entry, its value rendered.
+    fn pair(&self, p: &str) -> Option<(String, String)> {
+        let (k, v) = p.split_once(':')?;
+        Some((k.to_owned(), self.render(v)))
+    }
+
+    fn all(&self, entries: &[String]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| match e.split_once(':') {
+                Some((k, v)) => format!("{k}:{}", self.render(v)),
+                None => e.clone(),
+            })
+            .collect()
+    }
+}
+
+fn encode_query(pairs: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        tollgate_model::form::percent_encode_into(&mut out, k);
+        out.push('=');
+        tollgate_model::form::percent_encode_into(&mut out, v);
+    }
+    out
 }
 
 impl crate::runtime::Plugin for RequestTransformer {
@@ -192,17 +347,153 @@ impl crate::runtime::Plugin for RequestTransformer {
         801
     }
 
+    fn wants_body(&self, method: &http::Method, headers: &http::HeaderMap) -> bool {
+        let to_query = self
+            .config
+            .http_method
+            .as_deref()
+            .is_some_and(|m| matches!(m, "GET" | "HEAD" | "TRACE"));
+        (self.edits_body || (to_query && method != http::Method::GET))
+            && crate::runtime::BodyParams::understood(headers)
+    }
+
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::BodyParams;
+        // Templates read the request as it arrived.
+        let received = self.templated.then(|| ctx.headers.clone());
+        let needs_query = self.templated || self.edits_query || self.config.http_method.is_some();
+        let t = Templates {
+            headers: received.as_ref(),
+            query: if needs_query {
+                tollgate_model::form::parse_urlencoded(ctx.uri.query().unwrap_or("").as_bytes())
+            } else {
+                Vec::new()
+            },
+        };
+        let c = &self.config;
+        let rendered;
+        let (replace, add, append): (&[String], &[String], &[String]) = if self.templated {
+            rendered = (
+                t.all(&c.replace.headers),
+                t.all(&c.add.headers),
+                t.all(&c.append.headers),
+            );
+            (&rendered.0, &rendered.1, &rendered.2)
+        } else {
+            (&c.replace.headers, &c.add.headers, &c.append.headers)
+        };
         transform_headers(
             ctx.headers,
             &HeaderEdits {
-                remove: &self.config.remove.headers,
-                rename: &self.config.rename.headers,
-                replace: &self.config.replace.headers,
-                add: &self.config.add.headers,
-                append: &self.config.append.headers,
+                remove: &c.remove.headers,
+                rename: &c.rename.headers,
+                replace,
+                add,
+                append,
             },
         );
+        if !needs_query && !self.edits_body && c.replace.uri.is_none() {
+            return crate::runtime::Flow::Continue;
+        }
+        let mut query = t.query.clone();
+        let mut query_changed = false;
+        if self.edits_query {
+            self.edit_pairs(&mut query, |p| &p.querystring, &c.replace.querystring, &t);
+            query_changed = true;
+        }
+        if self.edits_body || c.http_method.is_some() {
+            let params = ctx
+                .body
+                .as_ref()
+                .and_then(|b| BodyParams::parse(ctx.headers, b));
+            if let Some(mut params) = params {
+                if self.edits_body {
+                    match &mut params {
+                        BodyParams::Form(p) | BodyParams::Multipart(p, _) => {
+                            self.edit_pairs(p, |p| &p.body, &c.replace.body, &t)
+                        }
+                        BodyParams::Json(m) => self.edit_json(m, &t),
+                    }
+                }
+                let to_query = matches!(c.http_method.as_deref(), Some("GET" | "HEAD" | "TRACE"));
+                match (&params, to_query) {
+                    // Kong moves a form body into the query string when the
+                    // method becomes one without a body.
+                    (BodyParams::Form(p), true) => {
+                        for (k, v) in p {
+                            query.retain(|(n, _)| n != k);
+                            query.push((k.clone(), v.clone()));
+                        }
+                        query_changed = true;
+                        ctx.body = Some(bytes::Bytes::new());
+                        ctx.headers.remove(http::header::CONTENT_TYPE);
+                    }
+                    _ => ctx.body = Some(params.encode().into()),
+                }
+            }
+        }
+        if query_changed {
+            ctx.upstream_query = Some(encode_query(&query));
+        }
+        if let Some(uri) = &c.replace.uri {
+            ctx.upstream_path = Some(t.render(uri));
+        }
+        if let Some(m) = &c.http_method {
+            if let Ok(m) = http::Method::from_bytes(m.as_bytes()) {
+                ctx.upstream_method = Some(m);
+            }
+        }
         crate::runtime::Flow::Continue
+    }
+}
+
+#[cfg(test)]
+mod runtime_tests {
+    use super::*;
+
+    #[test]
+    fn templates_read_headers_and_query_params() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-user", http::HeaderValue::from_static("ann"));
+        let t = Templates {
+            headers: Some(&h),
+            query: vec![("page".into(), "2".into())],
+        };
+        assert_eq!(
+            t.render("u=$(headers.x-user)&p=$(query_params.page)"),
+            "u=ann&p=2"
+        );
+        assert_eq!(
+            t.render("$(headers.missing)|$(uri_captures.1)"),
+            "|$(uri_captures.1)"
+        );
+    }
+
+    #[test]
+    fn query_edits_follow_kongs_order() {
+        let rt = RequestTransformer::new(&serde_json::json!({
+            "remove": {"querystring": ["drop"]},
+            "rename": {"querystring": ["old:new"]},
+            "replace": {"querystring": ["keep:replaced", "absent:x"]},
+            "add": {"querystring": ["added:1", "keep:not-added"]},
+            "append": {"querystring": ["keep:again"]},
+        }))
+        .unwrap();
+        let t = Templates {
+            headers: None,
+            query: Vec::new(),
+        };
+        let mut q = vec![
+            ("drop".to_owned(), "1".to_owned()),
+            ("old".to_owned(), "v".to_owned()),
+            ("keep".to_owned(), "k".to_owned()),
+        ];
+        rt.edit_pairs(
+            &mut q,
+            |p| &p.querystring,
+            &rt.config.replace.querystring,
+            &t,
+        );
+        assert_eq!(encode_query(&q), "new=v&keep=replaced&added=1&keep=again");
     }
 }

@@ -69,6 +69,14 @@ pub struct AccessCtx<'a> {
     /// Most request body bytes allowed through (a body without a declared
     /// size is cut there and the request answered 413).
     pub body_limit: Option<u64>,
+    /// The method to use upstream instead of the client's.
+    pub upstream_method: Option<Method>,
+    /// The upstream path instead of the routed one (request-transformer's
+    /// `replace.uri`).
+    pub upstream_path: Option<String>,
+    /// The upstream query string instead of the client's (already encoded,
+    /// without `?`; empty for none).
+    pub upstream_query: Option<String>,
     /// The request body, read before the access phase when a plugin on the
     /// route asked for it ([`Plugin::wants_body`]); plugins may replace it
     /// (it is sent upstream with its new length).
