@@ -469,3 +469,60 @@ async fn request_transformer_edits_query_body_uri_and_method() {
     assert_eq!(j["uri"], "/x?z=0&q=1");
     assert_eq!(j["body_len"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sliding_window_still_counts_part_of_the_previous_window() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    let got = post_form(
+        &c,
+        &format!("{admin}/services/s/plugins"),
+        "name=rate-limiting&config.second=10&config.window_type=sliding&config.limit_by=ip",
+    )
+    .await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let url = format!("{}/api/x", gw.url());
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let ms = || now_ms() % 1000;
+    // Start right after a second begins.
+    while ms() > 50 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let first_second = now_ms() / 1000;
+    let mut passed = 0;
+    for _ in 0..12 {
+        if get(&c, &url, &[]).await.status == 200 {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 10);
+    // Halfway through the next second, about half of the previous second's
+    // 10 still count: fixed windows would let 10 more through.
+    while now_ms() / 1000 == first_second || ms() < 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        now_ms() / 1000,
+        first_second + 1,
+        "the test machine stalled"
+    );
+    let mut later = 0;
+    for _ in 0..10 {
+        let g = get(&c, &url, &[]).await;
+        if g.status == 200 {
+            later += 1;
+        } else {
+            assert_eq!(g.status, 429);
+        }
+    }
+    assert!((3..=7).contains(&later), "{later} passed");
+}

@@ -267,7 +267,8 @@ impl PluginSchema for RateLimitingConfig {
     }
 }
 
-/// The rate-limiting plugin at run time (`policy: local`, fixed windows).
+/// The rate-limiting plugin at run time (`policy: local`; fixed windows, or
+/// sliding ones with `window_type: sliding`).
 #[derive(Debug)]
 pub struct RateLimiting {
     id: uuid::Uuid,
@@ -281,7 +282,7 @@ impl RateLimiting {
     /// (redis, cluster), so the node warns instead of limiting per node.
     pub fn new(id: uuid::Uuid, config: &serde_json::Value) -> Option<Self> {
         let config: RateLimitingConfig = serde_json::from_value(config.clone()).ok()?;
-        if config.policy != Policy::Local || config.window_type != WindowType::Fixed {
+        if config.policy != Policy::Local {
             return None;
         }
         let windows = [
@@ -379,10 +380,12 @@ impl crate::runtime::Plugin for RateLimiting {
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
         use crate::runtime::{window_start, Counters, EarlyResponse, Flow};
         use http::{HeaderName, HeaderValue};
-        let now = std::time::SystemTime::now()
+        let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
+            .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
+        let now = now_ms.div_euclid(1000);
+        let sliding = self.config.window_type == WindowType::Sliding;
         let id = self.identifier(ctx);
         let counters = Counters::global();
         let mut taken = Vec::new();
@@ -391,14 +394,29 @@ impl crate::runtime::Plugin for RateLimiting {
         let mut blocked: Option<i64> = None;
         for (unit, limit) in &self.windows {
             let (start, end) = window_start(unit, now);
-            let key = (self.id, id.clone(), (end - start) as u64, start);
-            let (count, ok) = counters.try_take(key.clone(), *limit, end, now);
+            let len = end - start;
+            let key = (self.id, id.clone(), len as u64, start);
+            // Sliding: the previous window still counts for the share of it
+            // the sliding window covers; this window's counter must then
+            // live through the next one too.
+            let (allowance, expires) = if sliding {
+                let previous = counters.count(&(self.id, id.clone(), len as u64, start - len));
+                let elapsed = now_ms - start * 1000;
+                (
+                    crate::runtime::sliding_allowance(*limit, previous, elapsed, len * 1000),
+                    end + len,
+                )
+            } else {
+                (*limit, end)
+            };
+            let (count, ok) = counters.try_take(key.clone(), allowance, expires, now);
+            let used = count + (*limit - allowance);
             if ok {
                 taken.push(key);
             } else {
                 blocked = Some(blocked.map_or(end - now, |b| b.max(end - now)));
             }
-            state.push((*unit, *limit, limit.saturating_sub(count), end - now));
+            state.push((*unit, *limit, limit.saturating_sub(used), end - now));
         }
         if blocked.is_some() {
             // Rejected requests are not counted in any window.

@@ -1,4 +1,5 @@
-//! Rate-limit counters of this node (`policy: local`).
+//! Rate-limit counters of this node (`policy: local`), for fixed windows
+//! and for sliding ones (see [`sliding_allowance`]).
 //!
 //! They live outside configuration snapshots, keyed by plugin id, so a
 //! change to an unrelated entity does not reset them. The map is split in
@@ -68,6 +69,12 @@ impl Counters {
         (entry.0, true)
     }
 
+    /// The count of a window (0 when it has none, or it expired).
+    pub fn count(&self, key: &Key) -> u64 {
+        let shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        shard.counts.get(key).map_or(0, |(n, _)| *n)
+    }
+
     /// Takes back one counted request (another window refused it).
     pub fn give_back(&self, key: Key) {
         let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
@@ -88,6 +95,16 @@ impl Counters {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// How many requests the current window may still count under a sliding
+/// window: the previous window's count weighs by the part of it the sliding
+/// window still covers (`elapsed_ms` into the current window of `len_ms`).
+pub fn sliding_allowance(limit: u64, previous: u64, elapsed_ms: i64, len_ms: i64) -> u64 {
+    let len = len_ms.max(1) as u128;
+    let left = (len_ms - elapsed_ms).clamp(0, len_ms) as u128;
+    let weighted = (previous as u128 * left / len) as u64;
+    limit.saturating_sub(weighted)
 }
 
 /// Start and end (epoch seconds, UTC) of the fixed window of `unit` holding `now`.
@@ -154,6 +171,15 @@ mod tests {
         let (s, e) = window_start("year", now);
         assert_eq!(civil(s / 86_400), (2026, 1, 1));
         assert_eq!(civil(e / 86_400), (2027, 1, 1));
+    }
+
+    #[test]
+    fn a_sliding_window_counts_the_previous_window_by_its_remaining_share() {
+        // 10 in the previous minute; 15 s into this one, 3/4 of it still counts.
+        assert_eq!(sliding_allowance(10, 10, 15_000, 60_000), 3);
+        assert_eq!(sliding_allowance(10, 10, 0, 60_000), 0);
+        assert_eq!(sliding_allowance(10, 10, 60_000, 60_000), 10);
+        assert_eq!(sliding_allowance(10, 0, 1, 60_000), 10);
     }
 
     #[test]

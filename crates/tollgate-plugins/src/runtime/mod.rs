@@ -14,7 +14,7 @@ mod jwks;
 mod tokens;
 
 pub use body::{BodyParams, PLUGIN_BODY_MAX};
-pub use counters::{window_start, Counters};
+pub use counters::{sliding_allowance, window_start, Counters};
 pub use directory::{ConsumerInfo, Directory, OAuthClient};
 pub use jwks::{Fetcher, JwksCache, KeySet, NoFetch};
 pub use tokens::{BoxFuture, OAuthToken, PluginEnv, TokenPersistence, TokenVault, TokenWrite};
