@@ -12,9 +12,10 @@ use std::sync::{Mutex, OnceLock};
 use uuid::Uuid;
 
 const SHARDS: usize = 64;
-/// Most live counters per shard (≈ 64 × 16,384 in all): past it, the
-/// counters closest to expiry are dropped first.
-const MAX_PER_SHARD: usize = 16_384;
+/// Most live counters per shard (64 × 4,096 = 262,144 in all, some 30 MB):
+/// past it, the quarter of the shard's counters closest to expiry is
+/// dropped (those clients start their window again).
+const MAX_PER_SHARD: usize = 4_096;
 
 /// One counter: (plugin, identifier, window length in seconds, window start).
 type Key = (Uuid, String, u64, i64);
@@ -31,13 +32,24 @@ pub struct Counters {
     shards: Vec<Mutex<Shard>>,
 }
 
+impl Default for Counters {
+    fn default() -> Self {
+        Counters::new()
+    }
+}
+
 impl Counters {
     /// The process-wide counters.
     pub fn global() -> &'static Counters {
         static C: OnceLock<Counters> = OnceLock::new();
-        C.get_or_init(|| Counters {
+        C.get_or_init(Counters::new)
+    }
+
+    /// An empty set of counters.
+    pub fn new() -> Counters {
+        Counters {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-        })
+        }
     }
 
     fn shard(&self, key: &Key) -> &Mutex<Shard> {
@@ -180,6 +192,21 @@ mod tests {
         assert_eq!(sliding_allowance(10, 10, 0, 60_000), 0);
         assert_eq!(sliding_allowance(10, 10, 60_000, 60_000), 10);
         assert_eq!(sliding_allowance(10, 0, 1, 60_000), 10);
+    }
+
+    #[test]
+    fn a_million_distinct_clients_cannot_grow_the_counters_past_their_bound() {
+        let c = Counters::new();
+        let id = Uuid::new_v4();
+        for i in 0..1_000_000u32 {
+            c.try_take((id, i.to_string(), 60, 0), 100, 60, 1);
+        }
+        assert!(c.len() <= SHARDS * MAX_PER_SHARD, "{}", c.len());
+        // Expired windows are swept as the shards are used again.
+        for i in 0..200_000u32 {
+            c.try_take((id, format!("later-{i}"), 60, 60), 100, 120, 61);
+        }
+        assert!(c.len() <= 200_000 + SHARDS * 1024, "{}", c.len());
     }
 
     #[test]
