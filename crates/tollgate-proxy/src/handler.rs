@@ -529,6 +529,7 @@ async fn access_phase(
         response_headers: Vec::new(),
         strip_query_args: Vec::new(),
         body_limit: None,
+        scratch: None,
         upstream_method: None,
         upstream_path: None,
         upstream_query: None,

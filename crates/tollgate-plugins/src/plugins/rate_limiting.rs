@@ -267,14 +267,21 @@ impl PluginSchema for RateLimitingConfig {
     }
 }
 
-/// The rate-limiting plugin at run time (`policy: local`; fixed windows, or
-/// sliding ones with `window_type: sliding`).
+/// Decisions `policy: redis` could not get from Redis (let through with
+/// `fault_tolerant`, else answered 500).
+pub static REDIS_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The rate-limiting plugin at run time: `policy: local` (fixed windows, or
+/// sliding ones with `window_type: sliding`) and `policy: redis` (fixed
+/// windows shared by every node using that Redis).
 #[derive(Debug)]
 pub struct RateLimiting {
     id: uuid::Uuid,
     config: RateLimitingConfig,
     /// (unit, limit), shortest window first.
     windows: Vec<(&'static str, u64)>,
+    /// The shared counters' server, with `policy: redis`.
+    redis: Option<std::sync::Arc<crate::runtime::redis::RedisClient>>,
 }
 
 impl RateLimiting {
@@ -282,9 +289,21 @@ impl RateLimiting {
     /// (redis, cluster), so the node warns instead of limiting per node.
     pub fn new(id: uuid::Uuid, config: &serde_json::Value) -> Option<Self> {
         let config: RateLimitingConfig = serde_json::from_value(config.clone()).ok()?;
-        if config.policy != Policy::Local {
-            return None;
-        }
+        let redis = match config.policy {
+            Policy::Local => None,
+            // TLS to Redis needs a TLS client (not in this version).
+            Policy::Redis if !config.redis.ssl => Some(std::sync::Arc::new(
+                crate::runtime::redis::RedisClient::new(crate::runtime::redis::RedisTarget {
+                    host: config.redis.host.clone()?,
+                    port: config.redis.port,
+                    username: config.redis.username.clone(),
+                    password: config.redis.password.clone(),
+                    database: config.redis.database,
+                    timeout: std::time::Duration::from_millis(config.redis.timeout.max(1) as u64),
+                }),
+            )),
+            _ => return None,
+        };
         let windows = [
             ("second", config.second),
             ("minute", config.minute),
@@ -300,6 +319,7 @@ impl RateLimiting {
             id,
             config,
             windows,
+            redis,
         })
     }
 
@@ -378,8 +398,10 @@ impl crate::runtime::Plugin for RateLimiting {
     }
 
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
-        use crate::runtime::{window_start, Counters, EarlyResponse, Flow};
-        use http::{HeaderName, HeaderValue};
+        use crate::runtime::{window_start, Counters};
+        if self.config.policy == Policy::Redis {
+            return self.access_redis(ctx);
+        }
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -424,8 +446,156 @@ impl crate::runtime::Plugin for RateLimiting {
                 counters.give_back(key);
             }
         }
+        self.answer(ctx, &state, blocked)
+    }
+}
+
+/// One decision for all windows, atomically, with Redis's clock: refuses
+/// without counting when any window is full, else counts in every window.
+/// ARGV: (window length in seconds, limit) per key. Returns
+/// `{blocked, count₁, reset₁, count₂, reset₂, …}`.
+const REDIS_SCRIPT: &str = r#"
+local now = tonumber(redis.call('TIME')[1])
+local blocked = 0
+local names, counts = {}, {}
+for i = 1, #KEYS do
+  local len = tonumber(ARGV[2 * i - 1])
+  local start = now - (now % len)
+  names[i] = KEYS[i] .. ':' .. start
+  counts[i] = tonumber(redis.call('GET', names[i]) or '0')
+  if counts[i] >= tonumber(ARGV[2 * i]) then blocked = 1 end
+end
+local out = {blocked}
+for i = 1, #KEYS do
+  local len = tonumber(ARGV[2 * i - 1])
+  if blocked == 0 then
+    counts[i] = redis.call('INCR', names[i])
+    if counts[i] == 1 then redis.call('EXPIRE', names[i], len + 1) end
+  end
+  out[#out + 1] = counts[i]
+  out[#out + 1] = len - (now % len)
+end
+return out
+"#;
+
+/// Window lengths with `policy: redis` (months and years as 30 and 365
+/// days, aligned on the epoch: Redis's clock has no calendar).
+fn window_seconds(unit: &str) -> u64 {
+    match unit {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        "month" => 30 * 86_400,
+        _ => 365 * 86_400,
+    }
+}
+
+/// The reply of one Redis decision, between the two runs of the access phase.
+type RedisSlot =
+    std::sync::Arc<std::sync::Mutex<Option<Result<crate::runtime::redis::Reply, String>>>>;
+
+impl RateLimiting {
+    /// `policy: redis`: the first run starts the decision on Redis and
+    /// waits for it ([`Flow::Retry`]); the second run answers from it.
+    ///
+    /// [`Flow::Retry`]: crate::runtime::Flow::Retry
+    fn access_redis(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
+        use crate::runtime::redis::Reply;
+        use crate::runtime::{EarlyResponse, Flow};
+        let Some(client) = &self.redis else {
+            return Flow::Continue;
+        };
+        if !ctx.retried {
+            let id = self.identifier(ctx);
+            let keys = self
+                .windows
+                .iter()
+                .map(|(unit, _)| format!("tollgate:ratelimit:{}:{id}:{unit}", self.id))
+                .collect::<Vec<_>>();
+            let args = self
+                .windows
+                .iter()
+                .flat_map(|(unit, limit)| [window_seconds(unit).to_string(), limit.to_string()])
+                .collect::<Vec<_>>();
+            let slot: RedisSlot = Default::default();
+            ctx.scratch = Some(Box::new(slot.clone()));
+            let client = client.clone();
+            return Flow::Retry(Box::pin(async move {
+                static SHA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+                let sha = SHA.get_or_init(|| crate::runtime::redis::script_sha(REDIS_SCRIPT));
+                let reply = client.eval(REDIS_SCRIPT, sha, &keys, &args).await;
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(reply);
+                }
+            }));
+        }
+        let reply = ctx
+            .scratch
+            .take()
+            .and_then(|b| b.downcast::<RedisSlot>().ok())
+            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
+        let numbers = match reply {
+            Some(Ok(Reply::Array(items))) => items
+                .into_iter()
+                .map(|r| match r {
+                    Reply::Int(n) => Ok(n),
+                    other => Err(format!("unexpected reply {other:?}")),
+                })
+                .collect::<Result<Vec<i64>, String>>(),
+            Some(Ok(other)) => Err(format!("unexpected reply {other:?}")),
+            Some(Err(e)) => Err(e),
+            None => Err("no reply".to_owned()),
+        };
+        let expected = 1 + 2 * self.windows.len();
+        let numbers = numbers.and_then(|n| {
+            if n.len() == expected {
+                Ok(n)
+            } else {
+                Err(format!("unexpected reply length {}", n.len()))
+            }
+        });
+        let numbers = match numbers {
+            Ok(n) => n,
+            Err(e) => {
+                REDIS_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(plugin = %self.id, fault_tolerant = self.config.fault_tolerant, "rate-limiting: Redis unavailable: {e}");
+                return if self.config.fault_tolerant {
+                    Flow::Continue
+                } else {
+                    Flow::Respond(EarlyResponse::message(
+                        http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "An unexpected error occurred",
+                    ))
+                };
+            }
+        };
+        let blocked_now = numbers[0] == 1;
+        let mut state = Vec::with_capacity(self.windows.len());
+        let mut blocked = None;
+        for (i, (unit, limit)) in self.windows.iter().enumerate() {
+            let count = numbers[1 + 2 * i].max(0) as u64;
+            let reset = numbers[2 + 2 * i];
+            if blocked_now && count >= *limit {
+                blocked = Some(blocked.map_or(reset, |b: i64| b.max(reset)));
+            }
+            state.push((*unit, *limit, limit.saturating_sub(count), reset));
+        }
+        self.answer(ctx, &state, blocked)
+    }
+
+    /// Kong's headers for the windows' `state` (unit, limit, remaining,
+    /// seconds to reset), and the 429 when `blocked` (seconds to retry).
+    fn answer(
+        &self,
+        ctx: &mut crate::runtime::AccessCtx<'_>,
+        state: &[(&'static str, u64, u64, i64)],
+        blocked: Option<i64>,
+    ) -> crate::runtime::Flow {
+        use crate::runtime::{EarlyResponse, Flow};
+        use http::{HeaderName, HeaderValue};
         if !self.config.hide_client_headers {
-            for (unit, limit, remaining, _) in &state {
+            for (unit, limit, remaining, _) in state {
                 let (limit_name, remaining_name) = window_headers(unit);
                 ctx.response_headers
                     .push((limit_name, HeaderValue::from(*limit)));

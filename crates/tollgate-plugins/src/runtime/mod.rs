@@ -11,6 +11,7 @@ mod body;
 mod counters;
 mod directory;
 mod jwks;
+pub mod redis;
 mod tokens;
 
 pub use body::{BodyParams, PLUGIN_BODY_MAX};
@@ -69,6 +70,8 @@ pub struct AccessCtx<'a> {
     /// Most request body bytes allowed through (a body without a declared
     /// size is cut there and the request answered 413).
     pub body_limit: Option<u64>,
+    /// A plugin's state between a [`Flow::Retry`] and its second run.
+    pub scratch: Option<Box<dyn std::any::Any + Send>>,
     /// The method to use upstream instead of the client's.
     pub upstream_method: Option<Method>,
     /// The upstream path instead of the routed one (request-transformer's

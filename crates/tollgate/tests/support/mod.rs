@@ -5,3 +5,4 @@
 pub mod backend;
 pub mod client;
 pub mod gateway;
+pub mod redis;
