@@ -8,6 +8,7 @@
 //! of distinct client addresses cannot grow memory without limit.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Mutex, OnceLock};
 use uuid::Uuid;
 
@@ -22,7 +23,7 @@ type Key = (Uuid, String, u64, i64);
 
 #[derive(Debug, Default)]
 struct Shard {
-    counts: HashMap<Key, (u64, i64)>,
+    counts: HashMap<Key, (u64, i64), foldhash::fast::FixedState>,
     ops: u64,
 }
 
@@ -30,6 +31,10 @@ struct Shard {
 #[derive(Debug)]
 pub struct Counters {
     shards: Vec<Mutex<Shard>>,
+    /// Seeded at random per process: which shard a key lands in cannot be
+    /// chosen by clients (foldhash: fast on short keys, minimally
+    /// DoS-resistant; a shard is also bounded in size).
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Default for Counters {
@@ -47,14 +52,24 @@ impl Counters {
 
     /// An empty set of counters.
     pub fn new() -> Counters {
+        let hasher = foldhash::fast::RandomState::default();
         Counters {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|i| {
+                    Mutex::new(Shard {
+                        counts: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(
+                            hasher.hash_one(i),
+                        )),
+                        ops: 0,
+                    })
+                })
+                .collect(),
+            hasher,
         }
     }
 
     fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+        let h = self.hasher.hash_one(key);
         &self.shards[(h as usize) % SHARDS]
     }
 
