@@ -521,6 +521,7 @@ async fn access_phase(
         uri: &parts.uri,
         headers: &mut parts.headers,
         client_ip: conn.client.ip(),
+        client_ip_text: conn.client_ip_value.to_str().unwrap_or(""),
         tls: conn.tls,
         trusted_client: conn.trusted,
         retried: false,

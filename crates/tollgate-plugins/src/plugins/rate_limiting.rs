@@ -280,6 +280,8 @@ pub struct RateLimiting {
     config: RateLimitingConfig,
     /// (unit, limit), shortest window first.
     windows: Vec<(&'static str, u64)>,
+    /// The limits as header values, made once.
+    limit_values: Vec<http::HeaderValue>,
     /// The shared counters' server, with `policy: redis`.
     redis: Option<std::sync::Arc<crate::runtime::redis::RedisClient>>,
 }
@@ -304,7 +306,7 @@ impl RateLimiting {
             )),
             _ => return None,
         };
-        let windows = [
+        let windows: Vec<(&'static str, u64)> = [
             ("second", config.second),
             ("minute", config.minute),
             ("hour", config.hour),
@@ -315,16 +317,21 @@ impl RateLimiting {
         .into_iter()
         .filter_map(|(u, l)| l.map(|l| (u, l.max(0.0) as u64)))
         .collect();
+        let limit_values = windows
+            .iter()
+            .map(|(_, l)| http::HeaderValue::from(*l))
+            .collect();
         Some(RateLimiting {
             id,
             config,
             windows,
+            limit_values,
             redis,
         })
     }
 
     fn identifier(&self, ctx: &crate::runtime::AccessCtx<'_>) -> String {
-        let ip = || ctx.client_ip.to_string();
+        let ip = || ctx.client_ip_text.to_owned();
         match self.config.limit_by {
             LimitBy::Consumer => ctx
                 .identity
@@ -595,10 +602,15 @@ impl RateLimiting {
         use crate::runtime::{EarlyResponse, Flow};
         use http::{HeaderName, HeaderValue};
         if !self.config.hide_client_headers {
-            for (unit, limit, remaining, _) in state {
+            ctx.response_headers.reserve(2 * state.len() + 3);
+            for (i, (unit, limit, remaining, _)) in state.iter().enumerate() {
                 let (limit_name, remaining_name) = window_headers(unit);
-                ctx.response_headers
-                    .push((limit_name, HeaderValue::from(*limit)));
+                let limit_value = self
+                    .limit_values
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| HeaderValue::from(*limit));
+                ctx.response_headers.push((limit_name, limit_value));
                 ctx.response_headers
                     .push((remaining_name, HeaderValue::from(*remaining)));
             }

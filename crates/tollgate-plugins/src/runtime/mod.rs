@@ -50,6 +50,8 @@ pub struct AccessCtx<'a> {
     pub headers: &'a mut HeaderMap,
     /// Client address.
     pub client_ip: IpAddr,
+    /// The client address as text (formatted once per connection).
+    pub client_ip_text: &'a str,
     /// Whether the client connection is TLS.
     pub tls: bool,
     /// Whether the client is in `trusted_ips` (its X-Forwarded-* count).
