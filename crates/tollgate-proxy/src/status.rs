@@ -22,7 +22,7 @@ fn json(status: StatusCode, body: String) -> Response<ProxyBody> {
     r
 }
 
-/// Serves `GET /status` (node and connection counts) and `GET /status/ready`
+/// Serves `GET /status` (node, connection and plugin failure counts) and `GET /status/ready`
 /// (200 once a configuration is loaded, 503 while draining).
 pub async fn handle(
     worker: Arc<Worker>,
@@ -47,6 +47,10 @@ pub async fn handle(
                     "services": snap.config.services.len(),
                     "routes": snap.config.routes.len(),
                     "upstreams": snap.config.upstreams.len(),
+                },
+                "plugins": {
+                    "rate_limiting_redis_failures": tollgate_plugins::plugins::rate_limiting::REDIS_FAILURES
+                        .load(std::sync::atomic::Ordering::Relaxed),
                 },
                 "version": env!("CARGO_PKG_VERSION"),
             });

@@ -109,6 +109,12 @@ async fn a_redis_crash_is_let_through_or_refused_by_fault_tolerant_until_redis_i
     let got = get(&c, &t_url, &[]).await;
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.header("x-ratelimit-limit-minute"), None);
+    // Let through, but counted where operators look.
+    let status = format!("http://{}/status", tolerant.status.unwrap());
+    let failures = get(&c, &status, &[]).await.json()["plugins"]["rate_limiting_redis_failures"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(failures, 1);
     let got = get(&c, &s_url, &[]).await;
     assert_eq!(got.status, 500, "{}", got.text());
     assert_eq!(got.json()["message"], "An unexpected error occurred");
