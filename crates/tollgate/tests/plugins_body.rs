@@ -82,6 +82,13 @@ async fn key_auth_reads_keys_from_form_json_and_multipart_bodies() {
     )
     .await;
     assert_eq!(header.status, 401);
+    // A key given twice is refused (Kong's message), in headers or the query.
+    let twice = support::client::raw(
+        gw.proxy,
+        b"GET /k/x?apikey=body-key&apikey=body-key HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(twice.contains("Duplicate API key found"), "{twice}");
     // Text bodies carry no parameters.
     let text = send(
         &c,
@@ -120,6 +127,15 @@ async fn key_auth_hide_credentials_removes_the_key_from_the_body() {
     .await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.json()["body"], "a=x%20y");
+    let twice = support::client::raw(
+        gw.proxy,
+        b"GET /k/x HTTP/1.1\r\nHost: a\r\napikey: body-key\r\napikey: other\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        twice.starts_with("HTTP/1.1 401") && twice.contains("Duplicate API key found"),
+        "{twice}"
+    );
     assert_eq!(ok.json()["headers"]["content-length"], "7");
     let json = send(
         &c,

@@ -95,17 +95,26 @@ impl KeyAuth {
     fn find_key(&self, ctx: &crate::runtime::AccessCtx<'_>) -> Option<(String, Option<Found>)> {
         if self.config.key_in_header {
             for n in &self.names {
-                if let Some(v) = ctx.headers.get(n).and_then(|v| v.to_str().ok()) {
+                let mut values = ctx.headers.get_all(n).iter();
+                if let Some(v) = values.next().and_then(|v| v.to_str().ok()) {
+                    if values.next().is_some() {
+                        return Some((String::new(), Some(Found::Duplicate)));
+                    }
                     return Some((v.to_owned(), Some(Found::Header(n.clone()))));
                 }
             }
         }
         if self.config.key_in_query {
-            let query = ctx.uri.query().unwrap_or("");
-            for pair in query.split('&') {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                if self.config.key_names.iter().any(|n| n == k) && !v.is_empty() {
-                    return Some((v.to_owned(), Some(Found::Query)));
+            if let Some(query) = ctx.uri.query() {
+                let pairs = tollgate_model::form::parse_urlencoded(query.as_bytes());
+                for n in &self.config.key_names {
+                    let mut values = pairs.iter().filter(|(k, v)| k == n && !v.is_empty());
+                    if let Some((_, v)) = values.next() {
+                        if values.next().is_some() {
+                            return Some((String::new(), Some(Found::Duplicate)));
+                        }
+                        return Some((v.clone(), Some(Found::Query)));
+                    }
                 }
             }
         }
@@ -130,6 +139,8 @@ enum Found {
     Header(http::HeaderName),
     Query,
     Body(crate::runtime::BodyParams),
+    /// The key was given more than once (Kong: "Duplicate API key found").
+    Duplicate,
 }
 
 impl crate::runtime::Plugin for KeyAuth {
@@ -154,6 +165,7 @@ impl crate::runtime::Plugin for KeyAuth {
             return Flow::Continue;
         }
         let failure = match self.find_key(ctx) {
+            Some((_, Some(Found::Duplicate))) => "Duplicate API key found",
             Some((key, header)) => match self.dir.key(&key) {
                 Some((consumer, cred, cred_id)) => {
                     if self.config.hide_credentials {
@@ -161,7 +173,7 @@ impl crate::runtime::Plugin for KeyAuth {
                             Some(Found::Header(h)) => {
                                 ctx.headers.remove(h);
                             }
-                            Some(Found::Query) | None => ctx
+                            Some(Found::Query | Found::Duplicate) | None => ctx
                                 .strip_query_args
                                 .extend(self.config.key_names.iter().cloned()),
                             Some(Found::Body(mut params)) => {
