@@ -326,3 +326,17 @@ pub fn percent_encode_into(out: &mut String, s: &str) {
         }
     }
 }
+
+/// Encodes `(name, value)` pairs as a urlencoded body or query string.
+pub fn encode_urlencoded(pairs: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        percent_encode_into(&mut out, k);
+        out.push('=');
+        percent_encode_into(&mut out, v);
+    }
+    out
+}

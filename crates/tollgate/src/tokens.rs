@@ -48,12 +48,6 @@ fn apply(store: &mut SqliteTokens, write: TokenWrite) -> Result<(), String> {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// What the node's plugins share: the token vault (loaded from the store),
 /// the JWKS cache, and an HTTP fetcher for key sets.
@@ -67,7 +61,7 @@ pub fn plugin_env(settings: &Settings) -> anyhow::Result<PluginEnv> {
     }
     let mut store = SqliteTokens::open(&crate::node::database_path(settings))?;
     let mut tokens = Vec::new();
-    for body in store.live_tokens(now())? {
+    for body in store.live_tokens(tollgate_plugins::runtime::epoch_secs())? {
         match serde_json::from_value::<OAuthToken>(body) {
             Ok(t) => tokens.push(t),
             Err(e) => tracing::warn!("skipping an unreadable oauth2 token: {e}"),

@@ -65,8 +65,9 @@ impl BasicAuth {
     }
 }
 
-/// `Basic base64(user:pass)` → (user, pass).
-fn parse_basic(value: &str) -> Option<(String, String)> {
+/// `Basic base64(user:pass)` → (user, pass) (also oauth2's client
+/// authentication).
+pub(crate) fn parse_basic(value: &str) -> Option<(String, String)> {
     use base64::Engine;
     let (scheme, rest) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

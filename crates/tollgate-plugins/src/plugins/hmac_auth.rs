@@ -195,10 +195,7 @@ impl HmacAuth {
         .ok_or("Unauthorized")?;
         let params = parse_params(&params).ok_or("HMAC signature cannot be verified")?;
         // A fresh Date or X-Date is required (replay window = clock_skew).
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::runtime::epoch_secs();
         let date = ["x-date", "date"].iter().find_map(|h| {
             ctx.headers
                 .get(*h)

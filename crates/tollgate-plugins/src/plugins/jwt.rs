@@ -155,14 +155,18 @@ fn unauthorized(message: &str) -> Fail {
 
 /// A refused claim, as Kong answers it: `{"<claim>": "<why>"}`.
 fn claim_refused(claim: &str, why: &str) -> Fail {
-    let body = serde_json::json!({ claim: why }).to_string();
-    Fail::Answer(crate::runtime::EarlyResponse {
-        status: http::StatusCode::UNAUTHORIZED,
-        message: None,
-        body: Some(("application/json; charset=utf-8".into(), body)),
-        headers: Vec::new(),
-    })
+    Fail::Answer(crate::runtime::EarlyResponse::json(
+        http::StatusCode::UNAUTHORIZED,
+        &serde_json::json!({ claim: why }),
+    ))
 }
+
+/// An accepted token: its consumer, credential id and `X-Credential-Identifier`.
+type Verified = (
+    std::sync::Arc<crate::runtime::ConsumerInfo>,
+    uuid::Uuid,
+    Option<http::HeaderValue>,
+);
 
 /// Why a token was not accepted (yet).
 enum Fail {
@@ -233,18 +237,7 @@ impl Jwt {
         None
     }
 
-    fn verify(
-        &self,
-        token: &str,
-        retried: bool,
-    ) -> Result<
-        (
-            std::sync::Arc<crate::runtime::ConsumerInfo>,
-            uuid::Uuid,
-            Option<http::HeaderValue>,
-        ),
-        Fail,
-    > {
+    fn verify(&self, token: &str, retried: bool) -> Result<Verified, Fail> {
         // A token this worker already verified for this instance (and, for
         // JWKS credentials, against the same key set): claims only.
         let hit = CHECKED.with(|c| {
@@ -275,10 +268,7 @@ impl Jwt {
 
     /// Claims checked on every request (`claims_to_verify`, `maximum_expiration`).
     fn check_claims(&self, exp: Option<f64>, nbf: Option<f64>) -> Result<(), Fail> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::runtime::epoch_secs();
         for c in self.config.claims_to_verify.iter().flatten() {
             match c {
                 Claim::Exp => match exp {
@@ -304,18 +294,7 @@ impl Jwt {
     }
 
     /// Decodes the token, checks its algorithm and signature, remembers it.
-    fn verify_fully(
-        &self,
-        token: &str,
-        retried: bool,
-    ) -> Result<
-        (
-            std::sync::Arc<crate::runtime::ConsumerInfo>,
-            uuid::Uuid,
-            Option<http::HeaderValue>,
-        ),
-        Fail,
-    > {
+    fn verify_fully(&self, token: &str, retried: bool) -> Result<Verified, Fail> {
         use base64::Engine;
         use jsonwebtoken::{Algorithm as A, DecodingKey, Validation};
         let header = jsonwebtoken::decode_header(token)

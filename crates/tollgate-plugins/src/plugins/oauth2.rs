@@ -199,12 +199,7 @@ fn random_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::runtime::epoch_secs as epoch_now;
 
 /// The request's parameters: the body's, then the query string's.
 struct Params {
@@ -310,18 +305,7 @@ impl OAuth2 {
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Basic ")
-                    .or_else(|| v.strip_prefix("basic "))
-            })
-            .and_then(|b| {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .ok()
-            })
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_owned(), b.to_owned())));
+            .and_then(crate::plugins::basic_auth::parse_basic);
         let from_header = basic.is_some();
         let (client_id, secret) = match basic {
             Some((id, secret)) => (Some(id), Some(secret)),

@@ -325,18 +325,7 @@ impl Templates<'_> {
     }
 }
 
-fn encode_query(pairs: &[(String, String)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        tollgate_model::form::percent_encode_into(&mut out, k);
-        out.push('=');
-        tollgate_model::form::percent_encode_into(&mut out, v);
-    }
-    out
-}
+use tollgate_model::form::encode_urlencoded as encode_query;
 
 impl crate::runtime::Plugin for RequestTransformer {
     fn name(&self) -> &'static str {

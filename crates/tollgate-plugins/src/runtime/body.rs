@@ -84,18 +84,7 @@ impl BodyParams {
     /// names and values).
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            BodyParams::Form(p) => {
-                let mut out = String::new();
-                for (i, (k, v)) in p.iter().enumerate() {
-                    if i > 0 {
-                        out.push('&');
-                    }
-                    form::percent_encode_into(&mut out, k);
-                    out.push('=');
-                    form::percent_encode_into(&mut out, v);
-                }
-                out.into_bytes()
-            }
+            BodyParams::Form(p) => form::encode_urlencoded(p).into_bytes(),
             BodyParams::Multipart(p, boundary) => {
                 let mut out = String::new();
                 for (k, v) in p {

@@ -160,12 +160,7 @@ pub struct Directory {
     oauth2_by_id: HashMap<Uuid, Arc<OAuthClient>>,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use super::epoch_secs as now;
 
 fn field<'a>(
     fields: &'a serde_json::Map<String, serde_json::Value>,

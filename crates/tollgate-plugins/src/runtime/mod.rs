@@ -112,6 +112,16 @@ impl EarlyResponse {
         }
     }
 
+    /// An answer with a JSON body (e.g. oauth2's `{"error",…}`, jwt's claim map).
+    pub fn json(status: StatusCode, body: &serde_json::Value) -> Self {
+        EarlyResponse {
+            status,
+            message: None,
+            body: Some(("application/json; charset=utf-8".into(), body.to_string())),
+            headers: Vec::new(),
+        }
+    }
+
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
@@ -309,6 +319,14 @@ pub fn reject(
             "An unexpected error occurred",
         )),
     }
+}
+
+/// The time now in seconds since the Unix epoch (0 if the clock is before it).
+pub fn epoch_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Compares secrets without leaking where they differ.

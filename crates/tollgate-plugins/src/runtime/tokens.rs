@@ -88,12 +88,7 @@ pub struct TokenVault {
     persistence: Option<Arc<dyn TokenPersistence>>,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use super::epoch_secs as now;
 
 impl TokenVault {
     /// A vault holding `tokens` (loaded from the store), writing through
