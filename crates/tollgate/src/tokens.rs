@@ -48,7 +48,6 @@ fn apply(store: &mut SqliteTokens, write: TokenWrite) -> Result<(), String> {
     }
 }
 
-
 /// What the node's plugins share: the token vault (loaded from the store),
 /// the JWKS cache, and an HTTP fetcher for key sets.
 pub fn plugin_env(settings: &Settings) -> anyhow::Result<PluginEnv> {

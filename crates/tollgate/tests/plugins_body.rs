@@ -9,14 +9,12 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Digest;
 use support::backend::Backend;
-use support::client::{http1, post_form, send};
+use support::client::{created, http1, send};
 use support::gateway::Gateway;
 
 async fn consumer_with(c: &support::client::HttpClient, admin: &str, cred: &str, form: &str) {
-    let got = post_form(c, &format!("{admin}/consumers"), "username=alice").await;
-    assert_eq!(got.status, 201, "{}", got.text());
-    let got = post_form(c, &format!("{admin}/consumers/alice/{cred}"), form).await;
-    assert_eq!(got.status, 201, "{}", got.text());
+    created(c, &format!("{admin}/consumers"), "username=alice").await;
+    created(c, &format!("{admin}/consumers/alice/{cred}"), form).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -27,13 +25,12 @@ async fn key_auth_reads_keys_from_form_json_and_multipart_bodies() {
     let admin = gw.admin_url();
     support::client::admin_service_with_route(&c, &admin, &b.url(), "/k").await;
     consumer_with(&c, &admin, "key-auth", "key=body-key").await;
-    let got = post_form(
+    created(
         &c,
         &format!("{admin}/services/s/plugins"),
         "name=key-auth&config.key_in_body=true&config.key_in_header=false",
     )
     .await;
-    assert_eq!(got.status, 201, "{}", got.text());
     let url = format!("{}/k/x", gw.url());
     let form = "application/x-www-form-urlencoded";
 
@@ -109,13 +106,12 @@ async fn key_auth_hide_credentials_removes_the_key_from_the_body() {
     let admin = gw.admin_url();
     support::client::admin_service_with_route(&c, &admin, &b.url(), "/k").await;
     consumer_with(&c, &admin, "key-auth", "key=body-key").await;
-    let got = post_form(
+    created(
         &c,
         &format!("{admin}/services/s/plugins"),
         "name=key-auth&config.key_in_body=true&config.hide_credentials=true",
     )
     .await;
-    assert_eq!(got.status, 201, "{}", got.text());
     let url = format!("{}/k/x", gw.url());
     let ok = send(
         &c,
@@ -165,13 +161,12 @@ async fn hmac_auth_validates_the_body_digest() {
     let admin = gw.admin_url();
     support::client::admin_service_with_route(&c, &admin, &b.url(), "/h").await;
     consumer_with(&c, &admin, "hmac-auth", "username=alice&secret=s3cret").await;
-    let got = post_form(
+    created(
         &c,
         &format!("{admin}/services/s/plugins"),
         "name=hmac-auth&config.validate_request_body=true",
     )
     .await;
-    assert_eq!(got.status, 201, "{}", got.text());
     let url = format!("{}/h/upload", gw.url());
     let date = httpdate::fmt_http_date(std::time::SystemTime::now());
     let body = r#"{"amount":10}"#;

@@ -7,7 +7,7 @@ mod support;
 
 use base64::Engine;
 use support::backend::Backend;
-use support::client::{get, http1, post_form, send, Got, HttpClient};
+use support::client::{created, get, http1, send, Got, HttpClient};
 use support::gateway::Gateway;
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -15,22 +15,19 @@ const HTTPS: (&str, &str) = ("x-forwarded-proto", "https");
 
 async fn setup(c: &HttpClient, admin: &str, backend: &str, plugin: &str) {
     support::client::admin_service_with_route(c, admin, backend, "/api").await;
-    let got = post_form(c, &format!("{admin}/consumers"), "username=alice").await;
-    assert_eq!(got.status, 201, "{}", got.text());
-    let got = post_form(
+    created(c, &format!("{admin}/consumers"), "username=alice").await;
+    created(
         c,
         &format!("{admin}/consumers/alice/oauth2"),
         "name=app&client_id=cid&client_secret=csecret&redirect_uris[]=https://app.example/cb",
     )
     .await;
-    assert_eq!(got.status, 201, "{}", got.text());
-    let got = post_form(
+    created(
         c,
         &format!("{admin}/services/s/plugins"),
         &format!("name=oauth2&config.accept_http_if_already_terminated=true&{plugin}"),
     )
     .await;
-    assert_eq!(got.status, 201, "{}", got.text());
 }
 
 async fn token(c: &HttpClient, gw: &Gateway, form: &str) -> Got {

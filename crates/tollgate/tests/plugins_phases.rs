@@ -21,8 +21,7 @@ async fn file_log_writes_a_line_for_proxied_and_early_answered_requests() {
         format!("name=file-log&config.path={}", log.display()),
         "name=key-auth".to_owned(),
     ] {
-        let got = post_form(&c, &format!("{admin}/services/s/plugins"), &form).await;
-        assert_eq!(got.status, 201, "{}", got.text());
+        support::client::created(&c, &format!("{admin}/services/s/plugins"), &form).await;
     }
     let got = post_form(&c, &format!("{admin}/consumers"), "username=alice").await;
     let alice = got.json()["id"].as_str().unwrap().to_owned();
@@ -66,14 +65,13 @@ async fn response_transformer_edits_json_bodies() {
     let c = http1();
     let admin = gw.admin_url();
     support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
-    let got = post_form(
+    support::client::created(
         &c,
         &format!("{admin}/services/s/plugins"),
         "name=response-transformer&config.remove.json=headers&config.rename.json=method:verb\
          &config.add.json=added:2&config.add.json_types=number&config.add.headers=x-added:1",
     )
     .await;
-    assert_eq!(got.status, 201, "{}", got.text());
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let got = get(&c, &format!("{}/api/x", gw.url()), &[]).await;
     assert_eq!(got.status, 200, "{}", got.text());

@@ -122,6 +122,13 @@ pub async fn post_form(client: &HttpClient, url: &str, form: &str) -> Got {
     .await
 }
 
+/// POSTs a form that must create something: asserts 201.
+pub async fn created(client: &HttpClient, url: &str, form: &str) -> Got {
+    let got = post_form(client, url, form).await;
+    assert_eq!(got.status, 201, "{}", got.text());
+    got
+}
+
 /// Sends a JSON body.
 pub async fn send_json(
     client: &HttpClient,
