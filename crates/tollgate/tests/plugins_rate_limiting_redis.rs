@@ -1,7 +1,9 @@
 //! rate-limiting with `policy: redis` against a real redis-server: two
 //! gateway nodes enforce one limit together, and a Redis crash is let
 //! through (`fault_tolerant: true`) or answered 500 (`false`) until Redis
-//! is back, without restarting the nodes.
+//! is back, without restarting the nodes. With `sync_rate`, nodes decide
+//! locally and share their counts through Redis at each sync. Sliding
+//! windows work on Redis as they do locally.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -12,6 +14,17 @@ use support::gateway::Gateway;
 use support::redis::Redis;
 
 fn config(backend: &str, redis_port: u16, fault_tolerant: bool) -> String {
+    config_with(backend, redis_port, fault_tolerant, "minute: 60")
+}
+
+/// A route `/api` limited by IP on Redis, with `settings` (YAML flow
+/// mapping entries) for the windows and the rest.
+fn config_with(backend: &str, redis_port: u16, fault_tolerant: bool, settings: &str) -> String {
+    let settings = settings
+        .trim_matches(['{', '}'])
+        .split(", ")
+        .collect::<Vec<_>>()
+        .join("\n      ");
     format!(
         r#"_format_version: "3.0"
 services:
@@ -21,7 +34,7 @@ services:
   plugins:
   - name: rate-limiting
     config:
-      minute: 60
+      {settings}
       limit_by: ip
       policy: redis
       fault_tolerant: {fault_tolerant}
@@ -124,4 +137,127 @@ async fn a_redis_crash_is_let_through_or_refused_by_fault_tolerant_until_redis_i
     let got = get(&c, &s_url, &[]).await;
     assert_eq!(got.status, 200, "{}", got.text());
     assert!(got.header("x-ratelimit-remaining-minute").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batched_nodes_decide_locally_and_learn_each_others_counts_at_each_sync() {
+    let b = Backend::start("b").await;
+    let redis = Redis::start();
+    let cfg = config_with(&b.url(), redis.port, true, "{minute: 20, sync_rate: 0.05}");
+    let (one, two) = (Gateway::start(&cfg, &[]), Gateway::start(&cfg, &[]));
+    early_in_a_minute().await;
+    let c = http1();
+    let (u1, u2) = (format!("{}/api/x", one.url()), format!("{}/api/x", two.url()));
+    for i in 0..20 {
+        let got = get(&c, &u1, &[]).await;
+        assert_eq!(got.status, 200, "request {i}: {}", got.text());
+        assert_eq!(
+            got.header("x-ratelimit-remaining-minute"),
+            Some((19 - i).to_string().as_str())
+        );
+    }
+    assert_eq!(get(&c, &u1, &[]).await.status, 429);
+    // Node two never saw this client: its first decision reads the
+    // shared total from Redis.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let got = get(&c, &u2, &[]).await;
+    assert_eq!(got.status, 429, "{}", got.text());
+    assert_eq!(got.header("x-ratelimit-remaining-minute"), Some("0"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batched_overshoot_is_bounded_by_what_the_nodes_admit_between_syncs() {
+    let b = Backend::start("b").await;
+    let redis = Redis::start();
+    let cfg = config_with(&b.url(), redis.port, true, "{minute: 100, sync_rate: 0.05}");
+    let (one, two) = (Gateway::start(&cfg, &[]), Gateway::start(&cfg, &[]));
+    early_in_a_minute().await;
+    let c = http1();
+    let urls = [format!("{}/api/x", one.url()), format!("{}/api/x", two.url())];
+    // 300 requests alternating between the nodes, one every 5 ms: each
+    // node sees at most ~5 of the other's requests per 50 ms sync.
+    let mut passed = 0;
+    for i in 0..300 {
+        let got = get(&c, &urls[i % 2], &[]).await;
+        match got.status {
+            200 => passed += 1,
+            429 => {}
+            s => panic!("unexpected {s}: {}", got.text()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    eprintln!("{passed} of 300 passed");
+    assert!((100..=112).contains(&passed), "{passed} passed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batched_nodes_go_on_deciding_locally_while_redis_is_down() {
+    let b = Backend::start("b").await;
+    let mut redis = Redis::start();
+    let cfg = config_with(&b.url(), redis.port, true, "{minute: 5, sync_rate: 0.05}");
+    let gw = Gateway::start(&cfg, &[]);
+    early_in_a_minute().await;
+    let c = http1();
+    let url = format!("{}/api/x", gw.url());
+    assert_eq!(get(&c, &url, &[]).await.status, 200);
+    redis.kill();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Still limited, by this node's own counts.
+    let passed = {
+        let mut n = 0;
+        for _ in 0..8 {
+            if get(&c, &url, &[]).await.status == 200 {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(passed, 4);
+    let status = format!("http://{}/status", gw.status.unwrap());
+    let failures = get(&c, &status, &[]).await.json()["plugins"]["rate_limiting_redis_failures"]
+        .as_u64()
+        .unwrap();
+    assert!(failures >= 1, "{failures}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sliding_window_on_redis_still_counts_part_of_the_previous_window() {
+    let b = Backend::start("b").await;
+    let redis = Redis::start();
+    let cfg = config_with(&b.url(), redis.port, false, "{second: 10, window_type: sliding}");
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let url = format!("{}/api/x", gw.url());
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    let ms = || now_ms() % 1000;
+    while ms() > 50 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let first_second = now_ms() / 1000;
+    let mut passed = 0;
+    for _ in 0..12 {
+        if get(&c, &url, &[]).await.status == 200 {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 10);
+    while now_ms() / 1000 == first_second || ms() < 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(now_ms() / 1000, first_second + 1, "the test machine stalled");
+    let mut later = 0;
+    for _ in 0..10 {
+        let g = get(&c, &url, &[]).await;
+        if g.status == 200 {
+            later += 1;
+        } else {
+            assert_eq!(g.status, 429);
+        }
+    }
+    assert!((3..=7).contains(&later), "{later} passed");
 }

@@ -1,5 +1,7 @@
 //! `rate-limiting`: config schema (Kong 3.x fields, with Redis settings
-//! nested under `redis`, plus Tollgate's `window_type`).
+//! nested under `redis`, plus Tollgate's `window_type`) and the runtime,
+//! one file per counter store: [`local`] (this node), [`redis`] (one Lua
+//! decision per request) and [`batched`] (Redis with `sync_rate` > 0).
 
 use serde::{Deserialize, Serialize};
 
@@ -267,13 +269,34 @@ impl PluginSchema for RateLimitingConfig {
     }
 }
 
-/// Decisions `policy: redis` could not get from Redis (let through with
-/// `fault_tolerant`, else answered 500).
+mod batched;
+mod local;
+mod redis;
+
+use std::sync::Arc;
+
+use crate::runtime::redis::{RedisClient, RedisTarget};
+use crate::runtime::{AccessCtx, EarlyResponse, Flow};
+
+/// Decisions `policy: redis` could not get from Redis, and failed batch
+/// syncs with `sync_rate` (let through with `fault_tolerant`, else
+/// answered 500).
 pub static REDIS_FAILURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// The rate-limiting plugin at run time: `policy: local` (fixed windows, or
-/// sliding ones with `window_type: sliding`) and `policy: redis` (fixed
-/// windows shared by every node using that Redis).
+/// Where one instance keeps its counters.
+#[derive(Debug)]
+enum Store {
+    /// This node's memory.
+    Local,
+    /// Redis, one script per decision (`sync_rate` -1 or 0).
+    Redis(Arc<RedisClient>),
+    /// Redis, counted locally and synced every `sync_rate` seconds.
+    Batched(Arc<batched::Batched>),
+}
+
+/// The rate-limiting plugin at run time: `policy: local` and `policy: redis`
+/// (synchronous, or batched with `sync_rate` > 0), each with fixed or
+/// sliding windows.
 #[derive(Debug)]
 pub struct RateLimiting {
     id: uuid::Uuid,
@@ -282,28 +305,42 @@ pub struct RateLimiting {
     windows: Vec<(&'static str, u64)>,
     /// The limits as header values, made once.
     limit_values: Vec<http::HeaderValue>,
-    /// The shared counters' server, with `policy: redis`.
-    redis: Option<std::sync::Arc<crate::runtime::redis::RedisClient>>,
+    store: Store,
 }
 
+/// One window's outcome: (unit, limit, remaining, seconds to reset).
+type WindowState = (&'static str, u64, u64, i64);
+
 impl RateLimiting {
-    /// Builds the instance; `None` for policies this version does not run
-    /// (redis, cluster), so the node warns instead of limiting per node.
+    /// Builds the instance; `None` for what this version does not run
+    /// (`policy: cluster`, Redis over TLS), so the node warns instead of
+    /// limiting per node.
     pub fn new(id: uuid::Uuid, config: &serde_json::Value) -> Option<Self> {
         let config: RateLimitingConfig = serde_json::from_value(config.clone()).ok()?;
-        let redis = match config.policy {
-            Policy::Local => None,
+        let store = match config.policy {
+            Policy::Local => Store::Local,
             // TLS to Redis needs a TLS client (not in this version).
-            Policy::Redis if !config.redis.ssl => Some(std::sync::Arc::new(
-                crate::runtime::redis::RedisClient::new(crate::runtime::redis::RedisTarget {
+            Policy::Redis if !config.redis.ssl => {
+                let target = RedisTarget {
                     host: config.redis.host.clone()?,
                     port: config.redis.port,
                     username: config.redis.username.clone(),
                     password: config.redis.password.clone(),
                     database: config.redis.database,
                     timeout: std::time::Duration::from_millis(config.redis.timeout.max(1) as u64),
-                }),
-            )),
+                };
+                if config.sync_rate > 0.0 {
+                    let every = std::time::Duration::from_secs_f64(config.sync_rate);
+                    Store::Batched(batched::Batched::shared(
+                        id,
+                        target,
+                        every,
+                        config.window_type == WindowType::Sliding,
+                    ))
+                } else {
+                    Store::Redis(Arc::new(RedisClient::new(target)))
+                }
+            }
             _ => return None,
         };
         let windows: Vec<(&'static str, u64)> = [
@@ -326,11 +363,15 @@ impl RateLimiting {
             config,
             windows,
             limit_values,
-            redis,
+            store,
         })
     }
 
-    fn identifier(&self, ctx: &crate::runtime::AccessCtx<'_>) -> String {
+    fn sliding(&self) -> bool {
+        self.config.window_type == WindowType::Sliding
+    }
+
+    fn identifier(&self, ctx: &AccessCtx<'_>) -> String {
         let ip = || ctx.client_ip_text.to_owned();
         match self.config.limit_by {
             LimitBy::Consumer => ctx
@@ -361,245 +402,25 @@ impl RateLimiting {
             },
         }
     }
-}
 
-/// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` (static names: no
-/// allocation per request).
-fn window_headers(unit: &str) -> (http::HeaderName, http::HeaderName) {
-    use http::HeaderName as H;
-    match unit {
-        "second" => (
-            H::from_static("x-ratelimit-limit-second"),
-            H::from_static("x-ratelimit-remaining-second"),
-        ),
-        "minute" => (
-            H::from_static("x-ratelimit-limit-minute"),
-            H::from_static("x-ratelimit-remaining-minute"),
-        ),
-        "hour" => (
-            H::from_static("x-ratelimit-limit-hour"),
-            H::from_static("x-ratelimit-remaining-hour"),
-        ),
-        "day" => (
-            H::from_static("x-ratelimit-limit-day"),
-            H::from_static("x-ratelimit-remaining-day"),
-        ),
-        "month" => (
-            H::from_static("x-ratelimit-limit-month"),
-            H::from_static("x-ratelimit-remaining-month"),
-        ),
-        _ => (
-            H::from_static("x-ratelimit-limit-year"),
-            H::from_static("x-ratelimit-remaining-year"),
-        ),
-    }
-}
-
-impl crate::runtime::Plugin for RateLimiting {
-    fn name(&self) -> &'static str {
-        "rate-limiting"
-    }
-
-    fn priority(&self) -> i32 {
-        910
-    }
-
-    fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
-        use crate::runtime::{window_start, Counters};
-        if self.config.policy == Policy::Redis {
-            return self.access_redis(ctx);
+    /// What to do when the counters' store failed: let through
+    /// (`fault_tolerant`, counted and logged) or answer 500.
+    fn store_failed(&self, error: &str) -> Flow {
+        REDIS_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(plugin = %self.id, fault_tolerant = self.config.fault_tolerant, "rate-limiting: Redis unavailable: {error}");
+        if self.config.fault_tolerant {
+            Flow::Continue
+        } else {
+            Flow::Respond(EarlyResponse::message(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "An unexpected error occurred",
+            ))
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let now = now_ms.div_euclid(1000);
-        let sliding = self.config.window_type == WindowType::Sliding;
-        let id = self.identifier(ctx);
-        let counters = Counters::global();
-        let mut taken = Vec::new();
-        // (unit, limit, remaining, reset in seconds)
-        let mut state = Vec::new();
-        let mut blocked: Option<i64> = None;
-        for (unit, limit) in &self.windows {
-            let (start, end) = window_start(unit, now);
-            let len = end - start;
-            let key = (self.id, id.clone(), len as u64, start);
-            // Sliding: the previous window still counts for the share of it
-            // the sliding window covers; this window's counter must then
-            // live through the next one too.
-            let (allowance, expires) = if sliding {
-                let previous = counters.count(&(self.id, id.clone(), len as u64, start - len));
-                let elapsed = now_ms - start * 1000;
-                (
-                    crate::runtime::sliding_allowance(*limit, previous, elapsed, len * 1000),
-                    end + len,
-                )
-            } else {
-                (*limit, end)
-            };
-            let (count, ok) = counters.try_take(key.clone(), allowance, expires, now);
-            let used = count + (*limit - allowance);
-            if ok {
-                taken.push(key);
-            } else {
-                blocked = Some(blocked.map_or(end - now, |b| b.max(end - now)));
-            }
-            state.push((*unit, *limit, limit.saturating_sub(used), end - now));
-        }
-        if blocked.is_some() {
-            // Rejected requests are not counted in any window.
-            for key in taken {
-                counters.give_back(key);
-            }
-        }
-        self.answer(ctx, &state, blocked)
-    }
-}
-
-/// One decision for all windows, atomically, with Redis's clock: refuses
-/// without counting when any window is full, else counts in every window.
-/// ARGV: (window length in seconds, limit) per key. Returns
-/// `{blocked, count₁, reset₁, count₂, reset₂, …}`.
-const REDIS_SCRIPT: &str = r#"
-local now = tonumber(redis.call('TIME')[1])
-local blocked = 0
-local names, counts = {}, {}
-for i = 1, #KEYS do
-  local len = tonumber(ARGV[2 * i - 1])
-  local start = now - (now % len)
-  names[i] = KEYS[i] .. ':' .. start
-  counts[i] = tonumber(redis.call('GET', names[i]) or '0')
-  if counts[i] >= tonumber(ARGV[2 * i]) then blocked = 1 end
-end
-local out = {blocked}
-for i = 1, #KEYS do
-  local len = tonumber(ARGV[2 * i - 1])
-  if blocked == 0 then
-    counts[i] = redis.call('INCR', names[i])
-    if counts[i] == 1 then redis.call('EXPIRE', names[i], len + 1) end
-  end
-  out[#out + 1] = counts[i]
-  out[#out + 1] = len - (now % len)
-end
-return out
-"#;
-
-/// Window lengths with `policy: redis` (months and years as 30 and 365
-/// days, aligned on the epoch: Redis's clock has no calendar).
-fn window_seconds(unit: &str) -> u64 {
-    match unit {
-        "second" => 1,
-        "minute" => 60,
-        "hour" => 3600,
-        "day" => 86_400,
-        "month" => 30 * 86_400,
-        _ => 365 * 86_400,
-    }
-}
-
-/// The reply of one Redis decision, between the two runs of the access phase.
-type RedisSlot =
-    std::sync::Arc<std::sync::Mutex<Option<Result<crate::runtime::redis::Reply, String>>>>;
-
-impl RateLimiting {
-    /// `policy: redis`: the first run starts the decision on Redis and
-    /// waits for it ([`Flow::Retry`]); the second run answers from it.
-    ///
-    /// [`Flow::Retry`]: crate::runtime::Flow::Retry
-    fn access_redis(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
-        use crate::runtime::redis::Reply;
-        use crate::runtime::{EarlyResponse, Flow};
-        let Some(client) = &self.redis else {
-            return Flow::Continue;
-        };
-        if !ctx.retried {
-            let id = self.identifier(ctx);
-            let keys = self
-                .windows
-                .iter()
-                .map(|(unit, _)| format!("tollgate:ratelimit:{}:{id}:{unit}", self.id))
-                .collect::<Vec<_>>();
-            let args = self
-                .windows
-                .iter()
-                .flat_map(|(unit, limit)| [window_seconds(unit).to_string(), limit.to_string()])
-                .collect::<Vec<_>>();
-            let slot: RedisSlot = Default::default();
-            ctx.scratch = Some(Box::new(slot.clone()));
-            let client = client.clone();
-            return Flow::Retry(Box::pin(async move {
-                static SHA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-                let sha = SHA.get_or_init(|| crate::runtime::redis::script_sha(REDIS_SCRIPT));
-                let reply = client.eval(REDIS_SCRIPT, sha, &keys, &args).await;
-                if let Ok(mut s) = slot.lock() {
-                    *s = Some(reply);
-                }
-            }));
-        }
-        let reply = ctx
-            .scratch
-            .take()
-            .and_then(|b| b.downcast::<RedisSlot>().ok())
-            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
-        let numbers = match reply {
-            Some(Ok(Reply::Array(items))) => items
-                .into_iter()
-                .map(|r| match r {
-                    Reply::Int(n) => Ok(n),
-                    other => Err(format!("unexpected reply {other:?}")),
-                })
-                .collect::<Result<Vec<i64>, String>>(),
-            Some(Ok(other)) => Err(format!("unexpected reply {other:?}")),
-            Some(Err(e)) => Err(e),
-            None => Err("no reply".to_owned()),
-        };
-        let expected = 1 + 2 * self.windows.len();
-        let numbers = numbers.and_then(|n| {
-            if n.len() == expected {
-                Ok(n)
-            } else {
-                Err(format!("unexpected reply length {}", n.len()))
-            }
-        });
-        let numbers = match numbers {
-            Ok(n) => n,
-            Err(e) => {
-                REDIS_FAILURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(plugin = %self.id, fault_tolerant = self.config.fault_tolerant, "rate-limiting: Redis unavailable: {e}");
-                return if self.config.fault_tolerant {
-                    Flow::Continue
-                } else {
-                    Flow::Respond(EarlyResponse::message(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "An unexpected error occurred",
-                    ))
-                };
-            }
-        };
-        let blocked_now = numbers[0] == 1;
-        let mut state = Vec::with_capacity(self.windows.len());
-        let mut blocked = None;
-        for (i, (unit, limit)) in self.windows.iter().enumerate() {
-            let count = numbers[1 + 2 * i].max(0) as u64;
-            let reset = numbers[2 + 2 * i];
-            if blocked_now && count >= *limit {
-                blocked = Some(blocked.map_or(reset, |b: i64| b.max(reset)));
-            }
-            state.push((*unit, *limit, limit.saturating_sub(count), reset));
-        }
-        self.answer(ctx, &state, blocked)
     }
 
-    /// Kong's headers for the windows' `state` (unit, limit, remaining,
-    /// seconds to reset), and the 429 when `blocked` (seconds to retry).
-    fn answer(
-        &self,
-        ctx: &mut crate::runtime::AccessCtx<'_>,
-        state: &[(&'static str, u64, u64, i64)],
-        blocked: Option<i64>,
-    ) -> crate::runtime::Flow {
-        use crate::runtime::{EarlyResponse, Flow};
+    /// Kong's headers for the windows' `state`, and the 429 when `blocked`
+    /// (seconds to retry).
+    fn answer(&self, ctx: &mut AccessCtx<'_>, state: &[WindowState], blocked: Option<i64>) -> Flow {
         use http::{HeaderName, HeaderValue};
         if !self.config.hide_client_headers {
             ctx.response_headers.reserve(2 * state.len() + 3);
@@ -646,6 +467,56 @@ impl RateLimiting {
                 }
                 Flow::Respond(r)
             }
+        }
+    }
+}
+
+/// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` (static names: no
+/// allocation per request).
+fn window_headers(unit: &str) -> (http::HeaderName, http::HeaderName) {
+    use http::HeaderName as H;
+    match unit {
+        "second" => (
+            H::from_static("x-ratelimit-limit-second"),
+            H::from_static("x-ratelimit-remaining-second"),
+        ),
+        "minute" => (
+            H::from_static("x-ratelimit-limit-minute"),
+            H::from_static("x-ratelimit-remaining-minute"),
+        ),
+        "hour" => (
+            H::from_static("x-ratelimit-limit-hour"),
+            H::from_static("x-ratelimit-remaining-hour"),
+        ),
+        "day" => (
+            H::from_static("x-ratelimit-limit-day"),
+            H::from_static("x-ratelimit-remaining-day"),
+        ),
+        "month" => (
+            H::from_static("x-ratelimit-limit-month"),
+            H::from_static("x-ratelimit-remaining-month"),
+        ),
+        _ => (
+            H::from_static("x-ratelimit-limit-year"),
+            H::from_static("x-ratelimit-remaining-year"),
+        ),
+    }
+}
+
+impl crate::runtime::Plugin for RateLimiting {
+    fn name(&self) -> &'static str {
+        "rate-limiting"
+    }
+
+    fn priority(&self) -> i32 {
+        910
+    }
+
+    fn access(&self, ctx: &mut AccessCtx<'_>) -> Flow {
+        match &self.store {
+            Store::Local => self.access_local(ctx),
+            Store::Redis(client) => self.access_redis(client, ctx),
+            Store::Batched(batch) => self.access_batched(batch, ctx),
         }
     }
 }
