@@ -682,11 +682,12 @@ impl AdminApi {
         } else {
             String::from_utf8_lossy(body).into_owned()
         };
-        let config = tollgate_model::declarative::parse_str_with(
-            &text,
-            "config",
-            Some(&crate::PluginRegistry),
-        )
+        let plugins: &dyn tollgate_model::PluginSchemas = if self.cp.is_db_less() {
+            &crate::DbLessPluginRegistry
+        } else {
+            &crate::PluginRegistry
+        };
+        let config = tollgate_model::declarative::parse_str_with(&text, "config", Some(plugins))
         .map_err(|e| {
             let mut f = Map::new();
             let msgs: Vec<Value> = match &e {

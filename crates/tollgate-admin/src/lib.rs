@@ -17,5 +17,5 @@ pub mod schemas_api;
 pub mod state;
 
 pub use api::AdminApi;
-pub use schemas::PluginRegistry;
+pub use schemas::{DbLessPluginRegistry, PluginRegistry};
 pub use state::ControlPlane;

@@ -16,3 +16,25 @@ impl PluginSchemas for PluginRegistry {
         })
     }
 }
+
+/// The bundled plugins as validated for a DB-less node (`database = off`):
+/// as [`PluginRegistry`], and what needs a database is refused
+/// (`rate-limiting` with `policy: cluster`, as Kong does).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbLessPluginRegistry;
+
+impl PluginSchemas for DbLessPluginRegistry {
+    fn validate(&self, name: &str, config: &Value) -> Result<Value, PluginConfigError> {
+        let config = PluginRegistry.validate(name, config)?;
+        if name == "rate-limiting" && config.get("policy").and_then(Value::as_str) == Some("cluster")
+        {
+            return Err(PluginConfigError::Invalid(vec![(
+                vec!["policy".to_owned()],
+                "the cluster policy keeps counters in the database: not available with \
+                 database = off (use local or redis)"
+                    .to_owned(),
+            )]));
+        }
+        Ok(config)
+    }
+}

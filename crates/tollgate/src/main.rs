@@ -157,11 +157,12 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
+            let db_less = settings.database == settings::Database::Off;
             let Some(path) = file.or(settings.declarative_config) else {
                 println!("tollgate: settings are ok (no declarative_config to check)");
                 return ExitCode::SUCCESS;
             };
-            match node::load_snapshot(&path) {
+            match node::load_snapshot(&path, db_less) {
                 Ok(snap) => {
                     println!(
                         "tollgate: configuration file {} is ok ({} services, {} routes, {} upstreams)",

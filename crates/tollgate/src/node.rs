@@ -25,12 +25,21 @@ use tollgate_proxy::trusted::TrustedIps;
 use tollgate_proxy::upstream::pool::{Pool, PoolOptions};
 use tollgate_proxy::{server, status, ProxyContext, ProxyOptions, SnapshotHandle, Worker};
 
-/// Reads, validates and compiles a declarative file.
-pub fn load_snapshot(path: &Path) -> anyhow::Result<Snapshot> {
-    let config =
-        tollgate_model::declarative::load_file_with(path, Some(&tollgate_admin::PluginRegistry))?;
+/// Reads, validates and compiles a declarative file (for a DB-less node
+/// when `db_less`).
+pub fn load_snapshot(path: &Path, db_less: bool) -> anyhow::Result<Snapshot> {
+    let config = tollgate_model::declarative::load_file_with(path, Some(plugin_schemas(db_less)))?;
     Snapshot::compile(Arc::new(config), &PluginEnv::default())
         .with_context(|| path.display().to_string())
+}
+
+/// The plugin validator for a node with or without a database.
+fn plugin_schemas(db_less: bool) -> &'static dyn tollgate_model::PluginSchemas {
+    if db_less {
+        &tollgate_admin::DbLessPluginRegistry
+    } else {
+        &tollgate_admin::PluginRegistry
+    }
 }
 
 /// The SQLite file under the prefix.
@@ -57,10 +66,9 @@ pub fn control_plane(
     let cp = match settings.database {
         Database::Off => {
             let config = match &settings.declarative_config {
-                Some(path) => tollgate_model::declarative::load_file_with(
-                    path,
-                    Some(&tollgate_admin::PluginRegistry),
-                )?,
+                Some(path) => {
+                    tollgate_model::declarative::load_file_with(path, Some(plugin_schemas(true)))?
+                }
                 None => Config::default(),
             };
             ControlPlane::new(None, Some(Arc::new(config)), Box::new(prepare))
@@ -512,7 +520,7 @@ async fn reload(settings: &Settings, cp: &Arc<ControlPlane>) {
         return;
     };
     let loaded = tokio::task::spawn_blocking(move || {
-        tollgate_model::declarative::load_file_with(&path, Some(&tollgate_admin::PluginRegistry))
+        tollgate_model::declarative::load_file_with(&path, Some(plugin_schemas(true)))
     })
     .await;
     match loaded {

@@ -520,3 +520,46 @@ async fn a_sliding_window_still_counts_part_of_the_previous_window() {
     }
     assert!((3..=7).contains(&later), "{later} passed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_policy_counts_on_a_sqlite_node_and_is_refused_db_less() {
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    support::client::created(
+        &c,
+        &format!("{admin}/services/s/plugins"),
+        "name=rate-limiting&config.hour=2&config.policy=cluster&config.limit_by=ip",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let url = format!("{}/api/x", gw.url());
+    let statuses = [
+        get(&c, &url, &[]).await.status,
+        get(&c, &url, &[]).await.status,
+        get(&c, &url, &[]).await.status,
+    ];
+    assert_eq!(statuses, [200, 200, 429]);
+
+    // Without a database there is nowhere to keep a cluster's counters.
+    let dir = support::gateway::temp_dir("cluster-dbless");
+    let file = dir.join("kong.yml");
+    std::fs::write(
+        &file,
+        "_format_version: \"3.0\"\nplugins:\n- name: rate-limiting\n  config: {minute: 5, policy: cluster}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(support::gateway::binary())
+        .arg("check")
+        .arg(&file)
+        .env("TOLLGATE_DATABASE", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kong.yml") && err.contains("policy"), "{err}");
+    assert!(err.contains("database = off"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -313,12 +313,14 @@ type WindowState = (&'static str, u64, u64, i64);
 
 impl RateLimiting {
     /// Builds the instance; `None` for what this version does not run
-    /// (`policy: cluster`, Redis over TLS), so the node warns instead of
-    /// limiting per node.
+    /// (Redis over TLS), so the node warns instead of limiting per node.
     pub fn new(id: uuid::Uuid, config: &serde_json::Value) -> Option<Self> {
         let config: RateLimitingConfig = serde_json::from_value(config.clone()).ok()?;
         let store = match config.policy {
-            Policy::Local => Store::Local,
+            // A DB-less node refuses `cluster` when loading; with the
+            // embedded SQLite store one node is the whole cluster, so its
+            // memory holds the cluster's counters.
+            Policy::Local | Policy::Cluster => Store::Local,
             // TLS to Redis needs a TLS client (not in this version).
             Policy::Redis if !config.redis.ssl => {
                 let target = RedisTarget {
