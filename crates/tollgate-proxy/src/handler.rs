@@ -16,6 +16,7 @@ use crate::snapshot::{RouteEntry, Snapshot};
 use crate::upstream::codec::Extra;
 use crate::{request_id, upstream, SERVER_TOKEN, VIA_TOKEN};
 use bytes::{Bytes, BytesMut};
+use tollgate_plugins::runtime::UriCaptureView;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use std::convert::Infallible;
@@ -314,7 +315,15 @@ async fn proxy(
             None
         };
         // Boxed: routes without plugins do not carry this future's state.
-        let access = Box::pin(access_phase(entry, &mut parts, conn, buffered)).await;
+        let captures = m
+            .uri_captures
+            .as_ref()
+            .map(|c| UriCaptureView {
+                positional: &c.positional,
+                named: &c.named,
+            })
+            .unwrap_or_default();
+        let access = Box::pin(access_phase(entry, &mut parts, conn, buffered, captures)).await;
         if snapshot.has_loggers {
             let consumer = access.identity.as_ref().map(|i| i.consumer.id);
             trail.plugins = Some(Box::new(PluginTrail {
@@ -514,6 +523,7 @@ async fn access_phase(
     parts: &mut http::request::Parts,
     conn: &ConnInfo,
     body: Option<Bytes>,
+    uri_captures: UriCaptureView<'_>,
 ) -> Access {
     use tollgate_plugins::runtime::{AccessCtx, EarlyResponse, Flow};
     let mut ctx = AccessCtx {
@@ -534,6 +544,7 @@ async fn access_phase(
         upstream_method: None,
         upstream_path: None,
         upstream_query: None,
+        uri_captures,
         body,
     };
     let mut early = None;

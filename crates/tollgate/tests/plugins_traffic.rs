@@ -563,3 +563,35 @@ async fn the_cluster_policy_counts_on_a_sqlite_node_and_is_refused_db_less() {
     assert!(err.contains("database = off"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_transformer_templates_read_the_routes_regex_captures() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes:
+  - name: users
+    paths: ['~/users/(?<id>\d+)/(\w+)$']
+    strip_path: false
+    plugins:
+    - name: request-transformer
+      config:
+        replace: {{uri: '/accounts/$(uri_captures.id)'}}
+        add:
+          headers: ['x-user-id:$(uri_captures["id"])', 'x-section:$(uri_captures[2])']
+          querystring: ['whole:$(uri_captures[0])']
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let got = get(&c, &format!("{}/users/42/orders", gw.url()), &[]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    let j = got.json();
+    assert_eq!(j["uri"], "/accounts/42?whole=%2Fusers%2F42%2Forders");
+    assert_eq!(j["headers"]["x-user-id"], "42");
+    assert_eq!(j["headers"]["x-section"], "orders");
+}

@@ -103,9 +103,9 @@ impl PluginSchema for RequestTransformerConfig {
 /// body (urlencoded, multipart and JSON), the upstream path
 /// (`replace.uri`) and method (`http_method`), each in Kong's order
 /// (remove, rename, replace when present, add when absent, append). Values
-/// may use `$(headers.name)` and `$(query_params.name)` templates (from the
-/// request as received); `$(uri_captures…)` is not supported and stays
-/// literal.
+/// may use `$(headers.name)`, `$(query_params.name)` and
+/// `$(uri_captures.name)` / `$(uri_captures[1])` templates (from the request
+/// as received and the route's path regex).
 #[derive(Debug)]
 pub struct RequestTransformer {
     config: RequestTransformerConfig,
@@ -266,14 +266,58 @@ impl RequestTransformer {
     }
 }
 
-/// Renders `$(headers.x)` and `$(query_params.x)` in config values, from
-/// the request as it arrived.
+/// Renders Kong's templates in config values, from the request as it
+/// arrived: `$(headers.x)`, `$(query_params.x)` and `$(uri_captures.x)`
+/// (a named group, or a group's number), each also as `ns["x"]`, `ns['x']`
+/// or `ns[1]`. A template it does not understand stays as written.
 struct Templates<'a> {
     headers: Option<&'a http::HeaderMap>,
     query: Vec<(String, String)>,
+    captures: crate::runtime::UriCaptureView<'a>,
+}
+
+/// Splits a template expression into its namespace and key:
+/// `headers.x-user`, `headers["x-user"]`, `uri_captures[1]`.
+fn template_parts(expr: &str) -> Option<(&str, &str)> {
+    let expr = expr.trim();
+    let i = expr.find(['.', '['])?;
+    let (ns, rest) = expr.split_at(i);
+    let key = match rest.strip_prefix('.') {
+        Some(k) => k,
+        None => {
+            let inner = rest.strip_prefix('[')?.strip_suffix(']')?.trim();
+            inner
+                .strip_prefix('"')
+                .and_then(|k| k.strip_suffix('"'))
+                .or_else(|| inner.strip_prefix('\'').and_then(|k| k.strip_suffix('\'')))
+                .unwrap_or(inner)
+        }
+    };
+    (!key.is_empty()).then_some((ns, key))
 }
 
 impl Templates<'_> {
+    /// The value a template expression stands for; `None` when it is not
+    /// one this version knows (it stays literal).
+    fn value(&self, headers: &http::HeaderMap, expr: &str) -> Option<String> {
+        let (ns, key) = template_parts(expr)?;
+        Some(match ns {
+            "headers" => headers
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            "query_params" => self
+                .query
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or("", |(_, v)| v.as_str())
+                .to_owned(),
+            "uri_captures" => self.captures.get(key).unwrap_or("").to_owned(),
+            _ => return None,
+        })
+    }
+
     fn render(&self, v: &str) -> String {
         let Some(headers) = self.headers else {
             return v.to_owned();
@@ -287,20 +331,9 @@ impl Templates<'_> {
                 out.push_str(&rest[start..]);
                 return out;
             };
-            let expr = after[..end].trim();
-            if let Some(h) = expr.strip_prefix("headers.") {
-                let h = h.trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']');
-                out.push_str(headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or(""));
-            } else if let Some(q) = expr.strip_prefix("query_params.") {
-                let q = q.trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']');
-                out.push_str(
-                    self.query
-                        .iter()
-                        .find(|(k, _)| k == q)
-                        .map_or("", |(_, v)| v.as_str()),
-                );
-            } else {
-                out.push_str(&rest[start..start + 2 + end + 1]);
+            match self.value(headers, &after[..end]) {
+                Some(value) => out.push_str(&value),
+                None => out.push_str(&rest[start..start + 2 + end + 1]),
             }
             rest = &after[end + 1..];
         }
@@ -353,6 +386,7 @@ impl crate::runtime::Plugin for RequestTransformer {
         let needs_query = self.templated || self.edits_query || self.config.http_method.is_some();
         let t = Templates {
             headers: received.as_ref(),
+            captures: ctx.uri_captures,
             query: if needs_query {
                 tollgate_model::form::parse_urlencoded(ctx.uri.query().unwrap_or("").as_bytes())
             } else {
@@ -441,20 +475,30 @@ mod runtime_tests {
     use super::*;
 
     #[test]
-    fn templates_read_headers_and_query_params() {
+    fn templates_read_headers_query_params_and_uri_captures() {
         let mut h = http::HeaderMap::new();
         h.insert("x-user", http::HeaderValue::from_static("ann"));
+        let positional = [Some("/users/42".to_owned()), Some("42".to_owned()), None];
+        let named = [("id".to_owned(), "42".to_owned())];
         let t = Templates {
             headers: Some(&h),
             query: vec![("page".into(), "2".into())],
+            captures: crate::runtime::UriCaptureView {
+                positional: &positional,
+                named: &named,
+            },
         };
         assert_eq!(
             t.render("u=$(headers.x-user)&p=$(query_params.page)"),
             "u=ann&p=2"
         );
         assert_eq!(
-            t.render("$(headers.missing)|$(uri_captures.1)"),
-            "|$(uri_captures.1)"
+            t.render("$(headers[\"x-user\"])/$(uri_captures[1])/$(uri_captures.id)/$(uri_captures['id'])"),
+            "ann/42/42/42"
+        );
+        assert_eq!(
+            t.render("$(headers.missing)|$(uri_captures[2])|$(uri_captures.nope)|$(shared.x)|$(x)"),
+            "|||$(shared.x)|$(x)"
         );
     }
 
@@ -471,6 +515,7 @@ mod runtime_tests {
         let t = Templates {
             headers: None,
             query: Vec::new(),
+            captures: Default::default(),
         };
         let mut q = vec![
             ("drop".to_owned(), "1".to_owned()),

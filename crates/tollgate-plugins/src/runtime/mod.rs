@@ -39,6 +39,28 @@ pub struct Identity {
     pub anonymous: bool,
 }
 
+/// The capture groups of the route's path regex, as plugin templates read
+/// them (`$(uri_captures[1])`, `$(uri_captures.name)`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UriCaptureView<'a> {
+    /// Groups by number (`[0]` is the whole match; `None` for a group
+    /// that took no part).
+    pub positional: &'a [Option<String>],
+    /// Named groups that matched.
+    pub named: &'a [(String, String)],
+}
+
+impl<'a> UriCaptureView<'a> {
+    /// A group by name, or by number when `key` is one.
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        if let Some((_, v)) = self.named.iter().find(|(k, _)| k == key) {
+            return Some(v.as_str());
+        }
+        let n: usize = key.parse().ok()?;
+        self.positional.get(n)?.as_deref()
+    }
+}
+
 /// The request as the access phase sees it.
 #[derive(Debug)]
 pub struct AccessCtx<'a> {
@@ -82,6 +104,8 @@ pub struct AccessCtx<'a> {
     /// The upstream query string instead of the client's (already encoded,
     /// without `?`; empty for none).
     pub upstream_query: Option<String>,
+    /// The route's path-regex captures (empty for prefix paths).
+    pub uri_captures: UriCaptureView<'a>,
     /// The request body, read before the access phase when a plugin on the
     /// route asked for it ([`Plugin::wants_body`]); plugins may replace it
     /// (it is sent upstream with its new length).
