@@ -688,18 +688,18 @@ impl AdminApi {
             &crate::PluginRegistry
         };
         let config = tollgate_model::declarative::parse_str_with(&text, "config", Some(plugins))
-        .map_err(|e| {
-            let mut f = Map::new();
-            let msgs: Vec<Value> = match &e {
-                tollgate_model::ConfigError::Invalid { issues, .. } => issues
-                    .iter()
-                    .map(|i| Value::String(i.to_string()))
-                    .collect(),
-                other => vec![Value::String(other.to_string())],
-            };
-            f.insert("@entity".into(), Value::Array(msgs));
-            AdminError::Declarative(e.to_string(), f)
-        })?;
+            .map_err(|e| {
+                let mut f = Map::new();
+                let msgs: Vec<Value> = match &e {
+                    tollgate_model::ConfigError::Invalid { issues, .. } => issues
+                        .iter()
+                        .map(|i| Value::String(i.to_string()))
+                        .collect(),
+                    other => vec![Value::String(other.to_string())],
+                };
+                f.insert("@entity".into(), Value::Array(msgs));
+                AdminError::Declarative(e.to_string(), f)
+            })?;
         self.cp.replace_all(config)?;
         Ok((StatusCode::CREATED, self.cp.export()))
     }

@@ -26,7 +26,8 @@ pub struct DbLessPluginRegistry;
 impl PluginSchemas for DbLessPluginRegistry {
     fn validate(&self, name: &str, config: &Value) -> Result<Value, PluginConfigError> {
         let config = PluginRegistry.validate(name, config)?;
-        if name == "rate-limiting" && config.get("policy").and_then(Value::as_str) == Some("cluster")
+        if name == "rate-limiting"
+            && config.get("policy").and_then(Value::as_str) == Some("cluster")
         {
             return Err(PluginConfigError::Invalid(vec![(
                 vec!["policy".to_owned()],

@@ -16,12 +16,12 @@ use crate::snapshot::{RouteEntry, Snapshot};
 use crate::upstream::codec::Extra;
 use crate::{request_id, upstream, SERVER_TOKEN, VIA_TOKEN};
 use bytes::{Bytes, BytesMut};
-use tollgate_plugins::runtime::UriCaptureView;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tollgate_plugins::runtime::UriCaptureView;
 use tollgate_plugins::runtime::PLUGIN_BODY_MAX;
 use tollgate_router::{normalize_path, upstream_path, RequestInfo};
 

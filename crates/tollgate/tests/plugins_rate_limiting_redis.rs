@@ -147,7 +147,10 @@ async fn batched_nodes_decide_locally_and_learn_each_others_counts_at_each_sync(
     let (one, two) = (Gateway::start(&cfg, &[]), Gateway::start(&cfg, &[]));
     early_in_a_minute().await;
     let c = http1();
-    let (u1, u2) = (format!("{}/api/x", one.url()), format!("{}/api/x", two.url()));
+    let (u1, u2) = (
+        format!("{}/api/x", one.url()),
+        format!("{}/api/x", two.url()),
+    );
     for i in 0..20 {
         let got = get(&c, &u1, &[]).await;
         assert_eq!(got.status, 200, "request {i}: {}", got.text());
@@ -173,7 +176,10 @@ async fn batched_overshoot_is_bounded_by_what_the_nodes_admit_between_syncs() {
     let (one, two) = (Gateway::start(&cfg, &[]), Gateway::start(&cfg, &[]));
     early_in_a_minute().await;
     let c = http1();
-    let urls = [format!("{}/api/x", one.url()), format!("{}/api/x", two.url())];
+    let urls = [
+        format!("{}/api/x", one.url()),
+        format!("{}/api/x", two.url()),
+    ];
     // 300 requests alternating between the nodes, one every 5 ms: each
     // node sees at most ~5 of the other's requests per 50 ms sync.
     let mut passed = 0;
@@ -224,7 +230,12 @@ async fn batched_nodes_go_on_deciding_locally_while_redis_is_down() {
 async fn a_sliding_window_on_redis_still_counts_part_of_the_previous_window() {
     let b = Backend::start("b").await;
     let redis = Redis::start();
-    let cfg = config_with(&b.url(), redis.port, false, "{second: 10, window_type: sliding}");
+    let cfg = config_with(
+        &b.url(),
+        redis.port,
+        false,
+        "{second: 10, window_type: sliding}",
+    );
     let gw = Gateway::start(&cfg, &[]);
     let c = http1();
     let url = format!("{}/api/x", gw.url());
@@ -249,7 +260,11 @@ async fn a_sliding_window_on_redis_still_counts_part_of_the_previous_window() {
     while now_ms() / 1000 == first_second || ms() < 500 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(now_ms() / 1000, first_second + 1, "the test machine stalled");
+    assert_eq!(
+        now_ms() / 1000,
+        first_second + 1,
+        "the test machine stalled"
+    );
     let mut later = 0;
     for _ in 0..10 {
         let g = get(&c, &url, &[]).await;

@@ -155,9 +155,9 @@ impl Batched {
             sliding,
             shards: (0..SHARDS)
                 .map(|i| {
-                    Mutex::new(HashMap::with_hasher(
-                        foldhash::fast::FixedState::with_seed(hasher.hash_one(i)),
-                    ))
+                    Mutex::new(HashMap::with_hasher(foldhash::fast::FixedState::with_seed(
+                        hasher.hash_one(i),
+                    )))
                 })
                 .collect(),
             hasher,
