@@ -75,6 +75,9 @@ pub struct Settings {
     pub max_header_size: usize,
     /// Token required on every Admin API request (`Authorization: Bearer` or `Kong-Admin-Token`).
     pub admin_token: Option<String>,
+    /// Authorities trusted by the TLS connections the node opens (Redis,
+    /// JWKS): Kong's `lua_ssl_trusted_certificate`, `system` and/or PEM files.
+    pub trusted_certificates: tollgate_tls::Trust,
 }
 
 /// A setting that cannot be accepted; names the source and the setting.
@@ -141,6 +144,7 @@ const NAMES: &[&str] = &[
     "max_uri_length",
     "max_header_size",
     "admin_token",
+    "lua_ssl_trusted_certificate",
 ];
 
 impl Settings {
@@ -310,6 +314,14 @@ impl Settings {
             admin_token: {
                 let v = get("admin_token", "").value.trim().to_owned();
                 (!v.is_empty()).then_some(v)
+            },
+            trusted_certificates: {
+                let r = get("lua_ssl_trusted_certificate", "system");
+                let trust = tollgate_tls::Trust::parse(&r.value);
+                tollgate_tls::ClientTls::new(trust.clone())
+                    .check()
+                    .map_err(|e| r.err(e.to_string()))?;
+                trust
             },
         })
     }

@@ -51,8 +51,15 @@ fn apply(store: &mut SqliteTokens, write: TokenWrite) -> Result<(), String> {
 /// What the node's plugins share: the token vault (loaded from the store),
 /// the JWKS cache, and an HTTP fetcher for key sets.
 pub fn plugin_env(settings: &Settings) -> anyhow::Result<PluginEnv> {
+    let tls = Arc::new(tollgate_tls::ClientTls::new(
+        settings.trusted_certificates.clone(),
+    ));
     let env = PluginEnv {
-        fetcher: Arc::new(tollgate_proxy::fetch::HttpFetcher::default()),
+        fetcher: Arc::new(tollgate_proxy::fetch::HttpFetcher {
+            tls: tls.clone(),
+            ..Default::default()
+        }),
+        tls,
         ..PluginEnv::default()
     };
     if settings.database == Database::Off {

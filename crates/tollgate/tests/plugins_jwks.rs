@@ -1,6 +1,7 @@
 //! jwt credentials whose keys come from a JWKS URL (an identity provider on
 //! loopback): keys fetched on first use and cached, a rotated-in key picked
-//! up by a refresh on its unknown `kid`, forged tokens still refused.
+//! up by a refresh on its unknown `kid`, forged tokens still refused; an
+//! https provider verified against `lua_ssl_trusted_certificate`.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -30,17 +31,25 @@ struct Idp {
 }
 
 async fn idp(keys: &[&str]) -> Idp {
+    idp_over(keys, None).await
+}
+
+/// The identity provider over TLS when `tls` is given.
+async fn idp_over(keys: &[&str], tls: Option<Arc<tollgate_tls::rustls::ServerConfig>>) -> Idp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
-        "http://{}/.well-known/jwks.json",
+        "{}://{}/.well-known/jwks.json",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr().unwrap()
     );
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let doc = Arc::new(Mutex::new(format!("{{\"keys\":[{}]}}", keys.join(","))));
     let fetches = Arc::new(AtomicUsize::new(0));
     let (d, f) = (doc.clone(), fetches.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (d, f) = (d.clone(), f.clone());
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let svc =
                     hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
@@ -52,9 +61,17 @@ async fn idp(keys: &[&str]) -> Idp {
                             )))
                         }
                     });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match acceptor {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    Some(a) => {
+                        if let Ok(tls) = a.accept(stream).await {
+                            let _ = http.serve_connection(TokioIo::new(tls), svc).await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -91,11 +108,11 @@ async fn jwt_keys_come_from_a_jwks_url_and_rotate_on_unknown_kid() {
             .status,
         201
     );
-    // A JWKS URL holds public keys: HS* credentials and https URLs (no TLS
-    // client yet) are refused, naming the field.
+    // A JWKS URL holds public keys: HS* credentials and URLs other than
+    // http(s) are refused, naming the field.
     for bad in [
         format!("key=idp&algorithm=HS256&jwks_uri={}", provider.url),
-        "key=idp&algorithm=RS256&jwks_uri=https://idp.example/jwks".to_owned(),
+        "key=idp&algorithm=RS256&jwks_uri=ftp://idp.example/jwks".to_owned(),
     ] {
         let got = post_form(&c, &format!("{admin}/consumers/alice/jwt"), &bad).await;
         assert_eq!(got.status, 400, "{}", got.text());
@@ -169,5 +186,70 @@ async fn jwt_keys_come_from_a_jwks_url_and_rotate_on_unknown_kid() {
         provider.fetches.load(Ordering::SeqCst) <= 5,
         "{:?}",
         provider.fetches
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_jwks_url_is_verified_against_the_trusted_authorities() {
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("jwks-tls");
+    let pki = support::tls::TestPki::new(&dir);
+    let provider = idp_over(&[JWK1], Some(pki.server_config())).await;
+    assert!(provider.url.starts_with("https://127.0.0.1:"));
+    let ca = pki.ca_file.to_str().unwrap();
+    // One node trusts the test CA; the other only the system's authorities.
+    let trusting = Gateway::start_sqlite(&[("TOLLGATE_LUA_SSL_TRUSTED_CERTIFICATE", ca)]);
+    let wary = Gateway::start_sqlite(&[]);
+    let c = http1();
+    for gw in [&trusting, &wary] {
+        let admin = gw.admin_url();
+        support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+        support::client::created(&c, &format!("{admin}/consumers"), "username=alice").await;
+        support::client::created(
+            &c,
+            &format!("{admin}/consumers/alice/jwt"),
+            &format!("key=idp&algorithm=RS256&jwks_uri={}", provider.url),
+        )
+        .await;
+        support::client::created(&c, &format!("{admin}/services/s/plugins"), "name=jwt").await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let auth = format!("Bearer {}", token(PRIVATE, "k1", "idp"));
+    let ok = get(
+        &c,
+        &format!("{}/api/x", trusting.url()),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json()["headers"]["x-consumer-username"], "alice");
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
+    // Not trusted: the handshake fails, no key set, the token is refused.
+    let refused = get(
+        &c,
+        &format!("{}/api/x", wary.url()),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_unreadable_trusted_certificate_file_stops_the_node_naming_the_setting() {
+    let out = std::process::Command::new(support::gateway::binary())
+        .arg("check")
+        .env(
+            "TOLLGATE_LUA_SSL_TRUSTED_CERTIFICATE",
+            "/nonexistent/ca.pem",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TOLLGATE_LUA_SSL_TRUSTED_CERTIFICATE") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
     );
 }

@@ -3,7 +3,7 @@
 //! through (`fault_tolerant: true`) or answered 500 (`false`) until Redis
 //! is back, without restarting the nodes. With `sync_rate`, nodes decide
 //! locally and share their counts through Redis at each sync. Sliding
-//! windows work on Redis as they do locally.
+//! windows work on Redis as they do locally. Redis over TLS, verified or not.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -275,4 +275,50 @@ async fn a_sliding_window_on_redis_still_counts_part_of_the_previous_window() {
         }
     }
     assert!((3..=7).contains(&later), "{later} passed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_over_tls_is_verified_against_the_trusted_authorities_when_asked() {
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("redis-tls");
+    let pki = support::tls::TestPki::new(&dir);
+    let redis = Redis::start_tls(&pki);
+    let ca = pki.ca_file.to_str().unwrap();
+    let tls = |verify: bool| {
+        format!(
+            r#"_format_version: "3.0"
+services:
+- name: s
+  url: {backend}
+  routes: [{{name: r, paths: [/api]}}]
+  plugins:
+  - name: rate-limiting
+    config:
+      minute: 3
+      limit_by: ip
+      policy: redis
+      fault_tolerant: false
+      redis: {{host: 127.0.0.1, port: {port}, ssl: true, ssl_verify: {verify}, server_name: localhost}}
+"#,
+            backend = b.url(),
+            port = redis.port
+        )
+    };
+    let c = http1();
+    // Verification off (Kong's default): any certificate will do.
+    let unverified = Gateway::start(&tls(false), &[]);
+    // Verified against the test CA.
+    let verified = Gateway::start(&tls(true), &[("TOLLGATE_LUA_SSL_TRUSTED_CERTIFICATE", ca)]);
+    for gw in [&unverified, &verified] {
+        let url = format!("{}/api/x", gw.url());
+        let got = get(&c, &url, &[]).await;
+        assert_eq!(got.status, 200, "{}", got.text());
+        assert!(got.header("x-ratelimit-remaining-minute").is_some());
+    }
+    // Verified against the system's authorities only: the handshake fails,
+    // and with fault_tolerant off the request is answered 500.
+    let wary = Gateway::start(&tls(true), &[]);
+    let got = get(&c, &format!("{}/api/x", wary.url()), &[]).await;
+    assert_eq!(got.status, 500, "{}", got.text());
+    let _ = std::fs::remove_dir_all(dir);
 }

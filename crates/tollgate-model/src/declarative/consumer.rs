@@ -349,13 +349,11 @@ fn kind_values(ctx: &mut Ctx, rec: &Record<'_>, kind: CredentialKind) -> Map<Str
                             "not allowed when 'algorithm' is '{algorithm}' (JWKS hold public keys)"
                         ),
                     );
-                } else if uri.starts_with("https://") {
-                    ctx.err(
-                        rec.at("jwks_uri"),
-                        "https JWKS URLs need TLS towards the identity provider, which this version does not have yet",
-                    );
-                } else if !uri.starts_with("http://") || uri.len() <= "http://".len() {
-                    ctx.err(rec.at("jwks_uri"), "expected an http:// URL");
+                } else if !["https://", "http://"]
+                    .iter()
+                    .any(|p| uri.starts_with(p) && uri.len() > p.len())
+                {
+                    ctx.err(rec.at("jwks_uri"), "expected an https:// or http:// URL");
                 }
             }
             if !algorithm.starts_with("HS")

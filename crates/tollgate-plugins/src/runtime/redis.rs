@@ -1,13 +1,29 @@
-//! A small Redis client for shared rate-limit counters: RESP over TCP,
-//! `EVALSHA` (falling back to `EVAL` once per connection), `AUTH` and
+//! A small Redis client for shared rate-limit counters: RESP over TCP or
+//! TLS, `EVALSHA` (falling back to `EVAL` once per connection), `AUTH` and
 //! `SELECT` when connecting. Connections are pooled per client and dropped
 //! on any error, so the next request reconnects (a restarted Redis is
 //! picked up without anything else to do).
 
 use bytes::{Buf, BytesMut};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tollgate_tls::ClientTls;
+
+/// A connection to Redis, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Conn = Box<dyn Io>;
+
+/// TLS towards Redis (Kong's `redis.ssl`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTls {
+    /// The name sent as SNI and verified (`redis.server_name`, else the host).
+    pub server_name: String,
+    /// Verify the certificate against the trusted authorities (`redis.ssl_verify`).
+    pub verify: bool,
+}
 
 /// Where the Redis server is and how to log in.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +40,8 @@ pub struct RedisTarget {
     pub database: i64,
     /// Bound on connecting and on each command.
     pub timeout: Duration,
+    /// TLS, when set.
+    pub tls: Option<RedisTls>,
 }
 
 /// One reply.
@@ -45,7 +63,14 @@ pub enum Reply {
 #[derive(Debug)]
 pub struct RedisClient {
     target: RedisTarget,
-    idle: std::sync::Mutex<Vec<TcpStream>>,
+    client_tls: Arc<ClientTls>,
+    idle: std::sync::Mutex<Vec<Conn>>,
+}
+
+impl std::fmt::Debug for dyn Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisConnection")
+    }
 }
 
 const MAX_IDLE: usize = 16;
@@ -107,7 +132,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, String> {
     }
 }
 
-async fn exchange(stream: &mut TcpStream, out: &[u8], buf: &mut BytesMut) -> Result<Reply, String> {
+async fn exchange(stream: &mut Conn, out: &[u8], buf: &mut BytesMut) -> Result<Reply, String> {
     stream.write_all(out).await.map_err(|e| e.to_string())?;
     loop {
         if let Some((reply, used)) = parse(buf)? {
@@ -121,20 +146,38 @@ async fn exchange(stream: &mut TcpStream, out: &[u8], buf: &mut BytesMut) -> Res
 }
 
 impl RedisClient {
-    /// A client for `target` (connects on first use).
-    pub fn new(target: RedisTarget) -> RedisClient {
+    /// A client for `target` (connects on first use); TLS connections
+    /// trust what `client_tls` trusts.
+    pub fn new(target: RedisTarget, client_tls: Arc<ClientTls>) -> RedisClient {
         RedisClient {
             target,
+            client_tls,
             idle: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    async fn connect(&self) -> Result<TcpStream, String> {
+    /// Where it connects.
+    pub fn target(&self) -> &RedisTarget {
+        &self.target
+    }
+
+    async fn connect(&self) -> Result<Conn, String> {
         let t = &self.target;
-        let mut s = TcpStream::connect((t.host.as_str(), t.port))
+        let tcp = TcpStream::connect((t.host.as_str(), t.port))
             .await
             .map_err(|e| format!("connect {}:{}: {e}", t.host, t.port))?;
-        let _ = s.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let mut s: Conn = match &t.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let config = self.client_tls.config(tls.verify)?;
+                Box::new(
+                    tollgate_tls::connect(config, &tls.server_name, tcp)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+        };
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         if let Some(p) = &t.password {

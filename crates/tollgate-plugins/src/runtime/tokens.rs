@@ -213,6 +213,8 @@ pub struct PluginEnv {
     pub jwks: Arc<super::JwksCache>,
     /// How those are fetched.
     pub fetcher: Arc<dyn super::Fetcher>,
+    /// TLS for connections plugins open (Redis): the trusted authorities.
+    pub tls: Arc<tollgate_tls::ClientTls>,
 }
 
 impl Default for PluginEnv {
@@ -222,6 +224,7 @@ impl Default for PluginEnv {
             tokens: TokenVault::new(Vec::new(), None),
             jwks: Arc::default(),
             fetcher: Arc::new(super::NoFetch),
+            tls: Arc::default(),
         }
     }
 }

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    /// Serve TLS only, with this certificate: (cert, key, CA) files.
+    tls: Option<[std::path::PathBuf; 3]>,
 }
 
 fn free_port() -> u16 {
@@ -19,6 +21,22 @@ impl Redis {
         let mut r = Redis {
             port: free_port(),
             child: None,
+            tls: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// A server speaking TLS only, presenting the test certificate.
+    pub fn start_tls(pki: &super::tls::TestPki) -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+            tls: Some([
+                pki.cert_file.clone(),
+                pki.key_file.clone(),
+                pki.ca_file.clone(),
+            ]),
         };
         r.restart();
         r
@@ -26,8 +44,21 @@ impl Redis {
 
     /// Starts the server (again) on the same port.
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some([cert, key, ca]) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

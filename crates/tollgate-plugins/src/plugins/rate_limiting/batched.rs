@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::redis::{integers, key_prefix, window_seconds};
 use super::{RateLimiting, WindowState, REDIS_FAILURES};
-use crate::runtime::redis::{script_sha, RedisClient, RedisTarget};
+use crate::runtime::redis::{script_sha, RedisClient};
 use crate::runtime::{sliding_allowance, AccessCtx, Flow};
 
 const SHARDS: usize = 64;
@@ -86,7 +86,6 @@ type Shard = HashMap<Key, Entry, foldhash::fast::FixedState>;
 /// changes while its Redis settings and `sync_rate` stay the same).
 pub(super) struct Batched {
     plugin: Uuid,
-    target: RedisTarget,
     client: RedisClient,
     every: Duration,
     sliding: bool,
@@ -131,7 +130,7 @@ impl Batched {
     /// running with the same settings, else new ones.
     pub(super) fn shared(
         plugin: Uuid,
-        target: RedisTarget,
+        client: RedisClient,
         every: Duration,
         sliding: bool,
     ) -> Arc<Batched> {
@@ -142,15 +141,14 @@ impl Batched {
             .unwrap_or_else(|p| p.into_inner());
         live.retain(|_, w| w.strong_count() > 0);
         if let Some(b) = live.get(&plugin).and_then(Weak::upgrade) {
-            if b.target == target && b.every == every && b.sliding == sliding {
+            if b.client.target() == client.target() && b.every == every && b.sliding == sliding {
                 return b;
             }
         }
         let hasher = foldhash::fast::RandomState::default();
         let b = Arc::new(Batched {
             plugin,
-            client: RedisClient::new(target.clone()),
-            target,
+            client,
             every,
             sliding,
             shards: (0..SHARDS)

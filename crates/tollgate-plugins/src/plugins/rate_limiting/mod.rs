@@ -196,9 +196,9 @@ impl PluginSchema for RateLimitingConfig {
     fn runtime(
         plugin: &tollgate_model::Plugin,
         _dir: &std::sync::Arc<crate::runtime::Directory>,
-        _env: &crate::runtime::PluginEnv,
+        env: &crate::runtime::PluginEnv,
     ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
-        RateLimiting::new(plugin.id, &plugin.config)
+        RateLimiting::new(plugin.id, &plugin.config, env)
             .map(|p| std::sync::Arc::new(p) as std::sync::Arc<dyn crate::runtime::Plugin>)
     }
 
@@ -312,38 +312,46 @@ pub struct RateLimiting {
 type WindowState = (&'static str, u64, u64, i64);
 
 impl RateLimiting {
-    /// Builds the instance; `None` for what this version does not run
-    /// (Redis over TLS), so the node warns instead of limiting per node.
-    pub fn new(id: uuid::Uuid, config: &serde_json::Value) -> Option<Self> {
+    /// Builds the instance (`None` when the config does not parse, which
+    /// validation rules out).
+    pub fn new(
+        id: uuid::Uuid,
+        config: &serde_json::Value,
+        env: &crate::runtime::PluginEnv,
+    ) -> Option<Self> {
         let config: RateLimitingConfig = serde_json::from_value(config.clone()).ok()?;
         let store = match config.policy {
             // A DB-less node refuses `cluster` when loading; with the
             // embedded SQLite store one node is the whole cluster, so its
             // memory holds the cluster's counters.
             Policy::Local | Policy::Cluster => Store::Local,
-            // TLS to Redis needs a TLS client (not in this version).
-            Policy::Redis if !config.redis.ssl => {
+            Policy::Redis => {
+                let r = &config.redis;
+                let host = r.host.clone()?;
                 let target = RedisTarget {
-                    host: config.redis.host.clone()?,
-                    port: config.redis.port,
-                    username: config.redis.username.clone(),
-                    password: config.redis.password.clone(),
-                    database: config.redis.database,
-                    timeout: std::time::Duration::from_millis(config.redis.timeout.max(1) as u64),
+                    tls: r.ssl.then(|| crate::runtime::redis::RedisTls {
+                        server_name: r.server_name.clone().unwrap_or_else(|| host.clone()),
+                        verify: r.ssl_verify,
+                    }),
+                    host,
+                    port: r.port,
+                    username: r.username.clone(),
+                    password: r.password.clone(),
+                    database: r.database,
+                    timeout: std::time::Duration::from_millis(r.timeout.max(1) as u64),
                 };
                 if config.sync_rate > 0.0 {
                     let every = std::time::Duration::from_secs_f64(config.sync_rate);
                     Store::Batched(batched::Batched::shared(
                         id,
-                        target,
+                        RedisClient::new(target, env.tls.clone()),
                         every,
                         config.window_type == WindowType::Sliding,
                     ))
                 } else {
-                    Store::Redis(Arc::new(RedisClient::new(target)))
+                    Store::Redis(Arc::new(RedisClient::new(target, env.tls.clone())))
                 }
             }
-            _ => return None,
         };
         let windows: Vec<(&'static str, u64)> = [
             ("second", config.second),
