@@ -595,3 +595,183 @@ services:
     assert_eq!(j["headers"]["x-user-id"], "42");
     assert_eq!(j["headers"]["x-section"], "orders");
 }
+
+/// Sends `n` requests over `conns` connections at once; returns how many
+/// passed (200) and checks the rest were 429.
+async fn burst(url: &str, n: usize, conns: usize, headers: &[(&str, &str)]) -> usize {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut tasks = Vec::new();
+    for i in 0..conns {
+        let (url, headers) = (url.to_owned(), headers.clone());
+        let share = n / conns + usize::from(i < n % conns);
+        tasks.push(tokio::spawn(async move {
+            let c = http1();
+            let h: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut passed = 0;
+            for _ in 0..share {
+                match get(&c, &url, &h).await.status {
+                    200 => passed += 1,
+                    429 => {}
+                    s => panic!("unexpected {s}"),
+                }
+            }
+            passed
+        }));
+    }
+    let mut passed = 0;
+    for t in tasks {
+        passed += t.await.unwrap();
+    }
+    passed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_window_is_enforced_exactly_under_concurrency() {
+    let b = Backend::start("b").await;
+    let mut cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes:\n",
+        b.url()
+    );
+    for unit in ["second", "hour", "day", "month", "year"] {
+        cfg.push_str(&format!(
+            "  - name: {unit}\n    paths: [/{unit}]\n    plugins:\n    - name: rate-limiting\n      config: {{{unit}: 7, limit_by: ip}}\n"
+        ));
+    }
+    let gw = Gateway::start(&cfg, &[("TOLLGATE_ACCESS_LOG", "off")]);
+    for unit in ["hour", "day", "month", "year"] {
+        let url = format!("{}/{unit}/x", gw.url());
+        assert_eq!(burst(&url, 60, 12, &[]).await, 7, "{unit}");
+    }
+    // A second is short: the burst must fit in one, else it is tried again.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+    };
+    let url = format!("{}/second/x", gw.url());
+    let mut checked = false;
+    for _ in 0..5 {
+        while now().subsec_millis() > 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let started = now().as_secs();
+        let passed = burst(&url, 30, 10, &[]).await;
+        if now().as_secs() == started {
+            assert_eq!(passed, 7);
+            checked = true;
+            break;
+        }
+    }
+    assert!(checked, "no burst fit in one second");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_limit_by_counts_against_its_own_key() {
+    let b = Backend::start("b").await;
+    let rl = |extra: &str| {
+        format!("    plugins:\n    - name: rate-limiting\n      config: {{hour: 2{extra}}}\n")
+    };
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes:
+  - name: credential
+    paths: [/credential]
+    plugins:
+    - name: key-auth
+    - name: rate-limiting
+      config: {{hour: 2, limit_by: credential}}
+  - name: header
+    paths: [/header]
+{header}  - name: path
+    paths: [/path]
+{path}- name: whole
+  url: {u}
+  plugins:
+  - name: rate-limiting
+    config: {{hour: 2, limit_by: service}}
+  routes:
+  - {{name: w1, paths: [/w1]}}
+  - {{name: w2, paths: [/w2]}}
+consumers:
+- username: ann
+  keyauth_credentials: [{{key: one}}, {{key: two}}]
+"#,
+        u = b.url(),
+        header = rl(", limit_by: header, header_name: x-tenant"),
+        path = rl(", limit_by: path, path: /path/special"),
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let g = gw.url();
+    let statuses = |url: String, headers: Vec<(&'static str, &'static str)>, n: usize| {
+        let c = c.clone();
+        async move {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.push(get(&c, &url, &headers).await.status);
+            }
+            out
+        }
+    };
+    // credential: each key of the same consumer has its own budget.
+    let one = vec![("apikey", "one")];
+    assert_eq!(
+        statuses(format!("{g}/credential"), one, 3).await,
+        [200, 200, 429]
+    );
+    let two = vec![("apikey", "two")];
+    assert_eq!(
+        statuses(format!("{g}/credential"), two, 2).await,
+        [200, 200]
+    );
+    // header: per value of X-Tenant.
+    let a = vec![("x-tenant", "a")];
+    assert_eq!(statuses(format!("{g}/header"), a, 3).await, [200, 200, 429]);
+    let bt = vec![("x-tenant", "b")];
+    assert_eq!(statuses(format!("{g}/header"), bt, 1).await, [200]);
+    // path: the configured path has its own budget; other paths count by IP.
+    let special = statuses(format!("{g}/path/special"), vec![], 3).await;
+    assert_eq!(special, [200, 200, 429]);
+    let others = statuses(format!("{g}/path/other"), vec![], 3).await;
+    assert_eq!(others, [200, 200, 429]);
+    // service: both routes of the service share one budget.
+    assert_eq!(statuses(format!("{g}/w1"), vec![], 1).await, [200]);
+    assert_eq!(statuses(format!("{g}/w2"), vec![], 2).await, [200, 429]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_request_is_not_shown_as_counted_in_the_longer_windows() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes: [{{name: r, paths: [/]}}]\n  plugins:\n  - name: rate-limiting\n    config: {{second: 2, hour: 10, limit_by: ip}}\n",
+        b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let url = format!("{}/x", gw.url());
+    // Start early in a second so the three requests share it.
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis()
+        > 100
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for _ in 0..2 {
+        assert_eq!(get(&c, &url, &[]).await.status, 200);
+    }
+    let refused = get(&c, &url, &[]).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("x-ratelimit-remaining-second"), Some("0"));
+    assert_eq!(refused.header("x-ratelimit-remaining-hour"), Some("8"));
+}

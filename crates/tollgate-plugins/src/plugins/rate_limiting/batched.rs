@@ -216,7 +216,7 @@ impl Batched {
     ) -> Result<(Vec<WindowState>, Option<i64>), Vec<Key>> {
         let now = now_ms.div_euclid(1000);
         let mut unread = Vec::new();
-        let mut taken: Vec<Key> = Vec::with_capacity(windows.len());
+        let mut taken: Vec<(usize, Key)> = Vec::with_capacity(windows.len());
         let mut state: Vec<WindowState> = Vec::with_capacity(windows.len());
         let mut blocked: Option<i64> = None;
         for (unit, limit) in windows {
@@ -251,16 +251,19 @@ impl Batched {
                 blocked = Some(blocked.map_or(end - now, |b| b.max(end - now)));
             } else {
                 entry.pending += 1;
-                taken.push(key);
+                taken.push((state.len(), key));
             }
             let used = entry.total() + (*limit - allowance);
             state.push((*unit, *limit, limit.saturating_sub(used), end - now));
         }
         if blocked.is_some() || !unread.is_empty() {
             // Refused (or not decided): counted in no window.
-            for key in taken {
+            for (i, key) in taken {
                 if let Some(e) = self.shard(&key).get_mut(&key) {
                     e.pending = e.pending.saturating_sub(1);
+                }
+                if let Some(s) = state.get_mut(i) {
+                    s.2 = (s.2 + 1).min(s.1);
                 }
             }
         }
@@ -417,5 +420,61 @@ impl RateLimiting {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::runtime::redis::RedisTarget;
+
+    fn batched(sliding: bool) -> Arc<Batched> {
+        let target = RedisTarget {
+            host: "127.0.0.1".into(),
+            port: 9,
+            username: None,
+            password: None,
+            database: 0,
+            timeout: Duration::from_millis(10),
+            tls: None,
+        };
+        Batched::shared(
+            Uuid::new_v4(),
+            RedisClient::new(target, Arc::default()),
+            Duration::from_secs(1),
+            sliding,
+        )
+    }
+
+    fn live(b: &Batched) -> usize {
+        b.shards.iter().map(|s| s.lock().unwrap().len()).sum()
+    }
+
+    #[test]
+    fn local_counts_decide_until_the_limit_and_refusals_are_not_counted() {
+        let b = batched(false);
+        let now = 1_800_000_000_000;
+        let windows = [("minute", 3), ("hour", 10)];
+        for left in [2, 1, 0] {
+            let (state, blocked) = b.take("ann", &windows, now, false).unwrap();
+            assert_eq!(blocked, None);
+            assert_eq!(state[0].2, left);
+        }
+        let (state, blocked) = b.take("ann", &windows, now, false).unwrap();
+        assert!(blocked.is_some());
+        assert_eq!((state[0].2, state[1].2), (0, 7));
+        // A counter never read from Redis is sent to be read first.
+        assert_eq!(b.take("bob", &windows, now, true).unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn a_million_distinct_clients_cannot_grow_the_batched_counters_past_their_bound() {
+        let b = batched(true);
+        let now = 1_800_000_000_000;
+        for i in 0..1_000_000u32 {
+            let _ = b.take(&i.to_string(), &[("minute", 5)], now, false);
+        }
+        assert!(live(&b) <= SHARDS * MAX_PER_SHARD, "{}", live(&b));
     }
 }

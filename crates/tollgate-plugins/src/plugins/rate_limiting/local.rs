@@ -38,16 +38,18 @@ impl RateLimiting {
             let (count, ok) = counters.try_take(key.clone(), allowance, expires, now);
             let used = count + (*limit - allowance);
             if ok {
-                taken.push(key);
+                taken.push((state.len(), key));
             } else {
                 blocked = Some(blocked.map_or(end - now, |b| b.max(end - now)));
             }
             state.push((*unit, *limit, limit.saturating_sub(used), end - now));
         }
         if blocked.is_some() {
-            // Rejected requests are not counted in any window.
-            for key in taken {
+            // Rejected requests are not counted in any window (nor shown
+            // as counted).
+            for (i, key) in taken {
                 counters.give_back(key);
+                state[i].2 = (state[i].2 + 1).min(state[i].1);
             }
         }
         self.answer(ctx, &state, blocked)
