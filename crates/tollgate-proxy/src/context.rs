@@ -15,6 +15,9 @@ use std::time::Duration;
 pub struct ProxyOptions {
     /// Clients whose `X-Forwarded-*` headers are believed.
     pub trusted_ips: TrustedIps,
+    /// Where a trusted client names the real client address (what plugins
+    /// see as the client IP).
+    pub real_ip: crate::trusted::RealIp,
     /// Longest accepted request target (bytes); longer → 414.
     pub max_uri_len: usize,
     /// Largest request head (request line + headers, bytes); larger → 431.
@@ -38,6 +41,7 @@ impl Default for ProxyOptions {
     fn default() -> Self {
         ProxyOptions {
             trusted_ips: TrustedIps::default(),
+            real_ip: crate::trusted::RealIp::default(),
             max_uri_len: 8 * 1024,
             max_header_size: 32 * 1024,
             max_headers: 100,

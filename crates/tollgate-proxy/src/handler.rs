@@ -301,6 +301,10 @@ async fn proxy(
     let mut identity = None;
     let mut body = body;
     if !entry.plugins.is_empty() {
+        let unsized_body = {
+            use http_body::Body as _;
+            !body.is_end_stream() && body.size_hint().exact().is_none()
+        };
         let buffered = if entry
             .plugins
             .iter()
@@ -323,7 +327,24 @@ async fn proxy(
                 named: &c.named,
             })
             .unwrap_or_default();
-        let access = Box::pin(access_phase(entry, &mut parts, conn, buffered, captures)).await;
+        let options = &worker.shared.options;
+        let forwarded_ip = if conn.trusted {
+            options
+                .real_ip
+                .resolve(&parts.headers, &options.trusted_ips)
+        } else {
+            None
+        };
+        let access = Box::pin(access_phase(
+            entry,
+            &mut parts,
+            conn,
+            buffered,
+            captures,
+            forwarded_ip,
+            unsized_body,
+        ))
+        .await;
         if snapshot.has_loggers {
             let consumer = access.identity.as_ref().map(|i| i.consumer.id);
             trail.plugins = Some(Box::new(PluginTrail {
@@ -524,14 +545,22 @@ async fn access_phase(
     conn: &ConnInfo,
     body: Option<Bytes>,
     uri_captures: UriCaptureView<'_>,
+    forwarded_ip: Option<std::net::IpAddr>,
+    unsized_body: bool,
 ) -> Access {
     use tollgate_plugins::runtime::{AccessCtx, EarlyResponse, Flow};
+    // Plugins see the address a trusted proxy forwarded (Kong's
+    // `kong.client.get_forwarded_ip()`), else the peer's.
+    let forwarded_text = forwarded_ip.map(|ip| ip.to_string());
     let mut ctx = AccessCtx {
         method: &parts.method,
         uri: &parts.uri,
         headers: &mut parts.headers,
-        client_ip: conn.client.ip(),
-        client_ip_text: conn.client_ip_value.to_str().unwrap_or(""),
+        client_ip: forwarded_ip.unwrap_or(conn.client.ip()),
+        client_ip_text: match &forwarded_text {
+            Some(t) => t,
+            None => conn.client_ip_value.to_str().unwrap_or(""),
+        },
         tls: conn.tls,
         trusted_client: conn.trusted,
         retried: false,
@@ -545,6 +574,7 @@ async fn access_phase(
         upstream_path: None,
         upstream_query: None,
         uri_captures,
+        unsized_body,
         body,
     };
     let mut early = None;

@@ -1,4 +1,6 @@
-//! `trusted_ips`: the client addresses whose `X-Forwarded-*` headers are believed.
+//! `trusted_ips`: the client addresses whose `X-Forwarded-*` headers are
+//! believed, and the real client address behind them (`real_ip_header`,
+//! `real_ip_recursive`, as nginx's realip module and Kong).
 
 use std::net::IpAddr;
 
@@ -60,6 +62,58 @@ impl TrustedIps {
     }
 }
 
+/// How the real client address is found behind a trusted proxy.
+#[derive(Debug, Clone)]
+pub struct RealIp {
+    /// The header naming it (`X-Real-IP` by default, or `X-Forwarded-For`).
+    pub header: http::HeaderName,
+    /// With a list header: skip trusted addresses from the right instead of
+    /// taking the last one.
+    pub recursive: bool,
+}
+
+impl Default for RealIp {
+    fn default() -> Self {
+        RealIp {
+            header: http::HeaderName::from_static("x-real-ip"),
+            recursive: false,
+        }
+    }
+}
+
+impl RealIp {
+    /// The client address a trusted peer forwarded in `headers` (`None`
+    /// when there is none or it is not an address): the last address of
+    /// the header's values or, when `recursive`, the right-most one that is
+    /// not itself trusted (the left-most when all are).
+    pub fn resolve(&self, headers: &http::HeaderMap, trusted: &TrustedIps) -> Option<IpAddr> {
+        let mut found = None;
+        let values = headers.get_all(&self.header).iter().rev();
+        'values: for value in values {
+            let text = value.to_str().ok()?;
+            for item in text.rsplit(',') {
+                let ip = parse_ip(item.trim())?;
+                found = Some(ip);
+                if !self.recursive || !trusted.contains(ip) {
+                    break 'values;
+                }
+            }
+        }
+        found
+    }
+}
+
+/// An address as proxies write it: `1.2.3.4`, `::1`, `[::1]`, `1.2.3.4:5678`, `[::1]:5678`.
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    s.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+}
+
 fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
     let full = (len / 8) as usize;
     if a[..full] != b[..full] {
@@ -76,6 +130,30 @@ fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_real_ip_is_the_last_forwarded_address_or_the_first_untrusted_one() {
+        let trusted = TrustedIps::parse(["10.0.0.0/8"]).unwrap();
+        let mut h = http::HeaderMap::new();
+        h.insert("x-real-ip", "203.0.113.7".parse().unwrap());
+        h.append(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.9".parse().unwrap(),
+        );
+        h.append("x-forwarded-for", "10.1.1.1".parse().unwrap());
+        let real = RealIp::default();
+        assert_eq!(real.resolve(&h, &trusted), "203.0.113.7".parse().ok());
+        let xff = |recursive| RealIp {
+            header: http::HeaderName::from_static("x-forwarded-for"),
+            recursive,
+        };
+        assert_eq!(xff(false).resolve(&h, &trusted), "10.1.1.1".parse().ok());
+        assert_eq!(xff(true).resolve(&h, &trusted), "203.0.113.9".parse().ok());
+        h.insert("x-real-ip", "not an address".parse().unwrap());
+        assert_eq!(real.resolve(&h, &trusted), None);
+        h.insert("x-real-ip", "[2001:db8::1]:443".parse().unwrap());
+        assert_eq!(real.resolve(&h, &trusted), "2001:db8::1".parse().ok());
+    }
 
     #[test]
     fn cidr_membership() {

@@ -263,6 +263,10 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     let options = ProxyOptions {
         trusted_ips: TrustedIps::parse(settings.trusted_ips.iter().map(String::as_str))
             .map_err(|e| anyhow::anyhow!("trusted_ips: {e}"))?,
+        real_ip: tollgate_proxy::trusted::RealIp {
+            header: settings.real_ip_header.clone(),
+            recursive: settings.real_ip_recursive,
+        },
         max_uri_len: settings.max_uri_length,
         max_header_size: settings.max_header_size,
         client_header_timeout: settings.client_header_timeout,

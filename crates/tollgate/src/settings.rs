@@ -61,6 +61,10 @@ pub struct Settings {
     pub access_log_json: bool,
     /// trusted_ips (comma-separated IPs/CIDRs).
     pub trusted_ips: Vec<String>,
+    /// The header in which a trusted proxy names the client (`X-Real-IP`).
+    pub real_ip_header: http::HeaderName,
+    /// Skip trusted addresses from the right of `real_ip_header` (`off`).
+    pub real_ip_recursive: bool,
     /// Maximum concurrent client connections.
     pub max_connections: usize,
     /// Request head / keep-alive idle timeout.
@@ -145,6 +149,8 @@ const NAMES: &[&str] = &[
     "max_header_size",
     "admin_token",
     "lua_ssl_trusted_certificate",
+    "real_ip_header",
+    "real_ip_recursive",
 ];
 
 impl Settings {
@@ -293,6 +299,25 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            real_ip_header: {
+                let r = get("real_ip_header", "X-Real-IP");
+                let v = r.value.trim();
+                if v.eq_ignore_ascii_case("proxy_protocol") {
+                    return Err(
+                        r.err("proxy_protocol is not supported (no PROXY protocol listeners)")
+                    );
+                }
+                http::HeaderName::from_bytes(v.as_bytes())
+                    .map_err(|_| r.err(format!("not a header name: {v:?}")))?
+            },
+            real_ip_recursive: {
+                let r = get("real_ip_recursive", "off");
+                match r.value.trim() {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    other => return Err(r.err(format!("expected on or off, got {other:?}"))),
+                }
+            },
             max_connections: parse_num(&get("max_connections", "16384"), 1, 10_000_000)?,
             client_header_timeout: Duration::from_millis(parse_num(
                 &get("client_header_timeout", "60000"),

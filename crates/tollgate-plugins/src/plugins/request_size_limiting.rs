@@ -101,25 +101,27 @@ impl crate::runtime::Plugin for RequestSizeLimiting {
 
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
         use crate::runtime::{EarlyResponse, Flow};
+        // A body of undeclared length is refused before anything else when
+        // a Content-Length is required (even if another plugin read it).
+        if self.require_content_length && ctx.unsized_body {
+            return Flow::Respond(EarlyResponse::message(
+                http::StatusCode::LENGTH_REQUIRED,
+                "A valid Content-Length header is required",
+            ));
+        }
         let declared = ctx
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+            .and_then(|v| v.parse::<u64>().ok())
+            // Read already for another plugin on the route: its size is known.
+            .or(ctx.body.as_ref().map(|b| b.len() as u64));
         match declared {
             Some(n) if n > self.limit => Flow::Respond(EarlyResponse::message(
                 http::StatusCode::PAYLOAD_TOO_LARGE,
                 "Request size limit exceeded",
             )),
             Some(_) => Flow::Continue,
-            None if self.require_content_length
-                && ctx.headers.contains_key(http::header::TRANSFER_ENCODING) =>
-            {
-                Flow::Respond(EarlyResponse::message(
-                    http::StatusCode::LENGTH_REQUIRED,
-                    "A valid Content-Length header is required",
-                ))
-            }
             None => {
                 ctx.body_limit = Some(ctx.body_limit.map_or(self.limit, |l| l.min(self.limit)));
                 Flow::Continue

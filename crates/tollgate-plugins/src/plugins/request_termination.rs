@@ -1,4 +1,6 @@
-//! `request-termination`: config schema.
+//! `request-termination`: config schema and runtime (a fixed answer, or
+//! with `echo` the request itself as JSON; only when `trigger` is present
+//! when it is set).
 
 use serde::{Deserialize, Serialize};
 
@@ -83,7 +85,88 @@ pub struct RequestTermination {
     config: RequestTerminationConfig,
 }
 
+/// Adds `value` under `key`, turning repeated keys into arrays (as Kong's
+/// `get_headers` and `get_query`).
+fn insert_multi(map: &mut serde_json::Map<String, serde_json::Value>, key: &str, value: &str) {
+    use serde_json::Value;
+    match map.get_mut(key) {
+        None => {
+            map.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+        Some(Value::Array(a)) => a.push(Value::String(value.to_owned())),
+        Some(other) => {
+            let first = other.take();
+            *other = Value::Array(vec![first, Value::String(value.to_owned())]);
+        }
+    }
+}
+
 impl RequestTermination {
+    /// Kong's echo document: the message and the request as received.
+    fn echo(&self, ctx: &crate::runtime::AccessCtx<'_>) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let mut headers = Map::new();
+        for (name, value) in ctx.headers.iter() {
+            insert_multi(
+                &mut headers,
+                name.as_str(),
+                &String::from_utf8_lossy(value.as_bytes()),
+            );
+        }
+        let mut query = Map::new();
+        let pairs =
+            tollgate_model::form::parse_urlencoded(ctx.uri.query().unwrap_or("").as_bytes());
+        for (k, v) in &pairs {
+            insert_multi(&mut query, k, v);
+        }
+        let host = ctx
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| ctx.uri.host())
+            .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_owned());
+        let raw = ctx.body.as_deref().unwrap_or_default();
+        let body = ctx
+            .body
+            .as_ref()
+            .and_then(|b| crate::runtime::BodyParams::parse(ctx.headers, b))
+            .map(|p| match p {
+                crate::runtime::BodyParams::Json(m) => Value::Object(m),
+                crate::runtime::BodyParams::Form(p)
+                | crate::runtime::BodyParams::Multipart(p, _) => {
+                    let mut m = Map::new();
+                    for (k, v) in &p {
+                        insert_multi(&mut m, k, v);
+                    }
+                    Value::Object(m)
+                }
+            });
+        let mut captures = Map::new();
+        for (k, v) in ctx.uri_captures.named {
+            captures.insert(k.clone(), json!(v));
+        }
+        for (i, v) in ctx.uri_captures.positional.iter().enumerate() {
+            if let Some(v) = v {
+                captures.insert(i.to_string(), json!(v));
+            }
+        }
+        json!({
+            "message": self.config.message,
+            "request": {
+                "scheme": if ctx.tls { "https" } else { "http" },
+                "host": host,
+                "method": ctx.method.as_str(),
+                "path": ctx.uri.path(),
+                "query": query,
+                "headers": headers,
+                "raw_body": String::from_utf8_lossy(raw),
+                "body": body,
+                "uri_captures": captures,
+                "client_ip": ctx.client_ip_text,
+            },
+        })
+    }
+
     /// Builds the instance from a validated config.
     pub fn new(config: &serde_json::Value) -> Option<Self> {
         Some(RequestTermination {
@@ -101,6 +184,10 @@ impl crate::runtime::Plugin for RequestTermination {
         2
     }
 
+    fn wants_body(&self, _method: &http::Method, _headers: &http::HeaderMap) -> bool {
+        self.config.echo
+    }
+
     fn access(&self, ctx: &mut crate::runtime::AccessCtx<'_>) -> crate::runtime::Flow {
         use crate::runtime::{EarlyResponse, Flow};
         if let Some(trigger) = &self.config.trigger {
@@ -114,6 +201,9 @@ impl crate::runtime::Plugin for RequestTermination {
         }
         let status = http::StatusCode::from_u16(self.config.status_code)
             .unwrap_or(http::StatusCode::SERVICE_UNAVAILABLE);
+        if self.config.echo {
+            return Flow::Respond(EarlyResponse::json(status, &self.echo(ctx)));
+        }
         let r = match (&self.config.body, &self.config.message) {
             (Some(body), _) => EarlyResponse {
                 status,

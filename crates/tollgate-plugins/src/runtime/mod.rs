@@ -106,6 +106,9 @@ pub struct AccessCtx<'a> {
     pub upstream_query: Option<String>,
     /// The route's path-regex captures (empty for prefix paths).
     pub uri_captures: UriCaptureView<'a>,
+    /// Whether a body of undeclared length follows (chunked, or HTTP/2
+    /// without `Content-Length`).
+    pub unsized_body: bool,
     /// The request body, read before the access phase when a plugin on the
     /// route asked for it ([`Plugin::wants_body`]); plugins may replace it
     /// (it is sent upstream with its new length).
