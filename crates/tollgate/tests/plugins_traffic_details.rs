@@ -207,3 +207,39 @@ async fn plugins_see_the_client_a_trusted_proxy_forwarded() {
     let got = get(&c, &format!("{}/x", recursive.url()), &xff).await;
     assert_eq!(got.status, 403, "{}", got.text());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limiting_error_code_message_and_hidden_headers() {
+    let b = Backend::start("b").await;
+    let cfg = service(
+        &b.url(),
+        r#"  - name: r
+    paths: [/]
+    plugins:
+    - name: rate-limiting
+      config: {hour: 1, limit_by: ip, error_code: 403, error_message: quota used up, hide_client_headers: true}
+"#,
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let url = format!("{}/x", gw.url());
+    let ok = get(&c, &url, &[]).await;
+    assert_eq!(ok.status, 200);
+    let refused = get(&c, &url, &[]).await;
+    assert_eq!(
+        (refused.status, refused.json()["message"].as_str()),
+        (403, Some("quota used up"))
+    );
+    for got in [&ok, &refused] {
+        for h in [
+            "x-ratelimit-limit-hour",
+            "x-ratelimit-remaining-hour",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "retry-after",
+        ] {
+            assert_eq!(got.header(h), None, "{h}");
+        }
+    }
+}
