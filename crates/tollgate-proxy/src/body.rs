@@ -98,6 +98,10 @@ pub struct Edge {
     /// The backend's header lines, passed on as they are (hop-by-hop ones
     /// left out) when no header map was built.
     pub raw_head: Option<crate::upstream::codec::RawHead>,
+    /// Headers the access phase added to the answer (rate-limiting's
+    /// counters…), written after the backend's when no plugin on the route
+    /// edits answers (else they went into the header map).
+    pub plugin_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl ProxyBody {

@@ -474,9 +474,17 @@ async fn proxy(
     let (mut parts, body) = response.into_parts();
     // The backend's hop-by-hop headers were left out when its head was parsed.
     let h = &mut parts.headers;
-    for (name, value) in plugin_headers {
-        h.append(name, value);
-    }
+    // Answers no plugin edits take the plugins' headers at the edge (no
+    // header map is built for them); others get them in the map, where the
+    // header_filter phase sees them.
+    let edge_headers = if entry.raw_answers {
+        plugin_headers
+    } else {
+        for (name, value) in plugin_headers {
+            h.append(name, value);
+        }
+        Vec::new()
+    };
     // header_filter phase (e.g. response-transformer), with the consumer's
     // instances; then the plugins that filter this answer's body.
     let mut filters = Vec::new();
@@ -512,6 +520,7 @@ async fn proxy(
         upstream_ms: upstream_latency.as_millis() as u64,
         proxy_ms: proxy_latency.as_millis() as u64,
         raw_head: answer.raw_head,
+        plugin_headers: edge_headers,
     });
     Ok((Response::from_parts(parts, body), trail))
 }

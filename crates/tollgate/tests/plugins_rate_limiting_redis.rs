@@ -219,6 +219,8 @@ async fn batched_nodes_go_on_deciding_locally_while_redis_is_down() {
         n
     };
     assert_eq!(passed, 4);
+    // The next sync (every 50 ms) fails, and is counted.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let status = format!("http://{}/status", gw.status.unwrap());
     let failures = get(&c, &status, &[]).await.json()["plugins"]["rate_limiting_redis_failures"]
         .as_u64()

@@ -75,25 +75,31 @@ impl Counters {
 
     /// Counts one request against `limit` unless that would exceed it;
     /// returns the count after the call and whether the request was counted.
-    /// `expires` is when the window ends (epoch seconds).
-    pub fn try_take(&self, key: Key, limit: u64, expires: i64, now: i64) -> (u64, bool) {
-        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
+    /// `expires` is when the window ends (epoch seconds). The key is copied
+    /// only when its window is new.
+    pub fn try_take(&self, key: &Key, limit: u64, expires: i64, now: i64) -> (u64, bool) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
         shard.ops += 1;
         if shard.ops.is_multiple_of(1024) || shard.counts.len() >= MAX_PER_SHARD {
             shard.counts.retain(|_, (_, exp)| *exp > now);
         }
-        if shard.counts.len() >= MAX_PER_SHARD && !shard.counts.contains_key(&key) {
-            let mut expiries: Vec<i64> = shard.counts.values().map(|(_, e)| *e).collect();
-            expiries.sort_unstable();
-            let cut = expiries[expiries.len() / 4];
-            shard.counts.retain(|_, (_, exp)| *exp > cut);
+        let count = match shard.counts.get_mut(key) {
+            Some((count, _)) => count,
+            None => {
+                if shard.counts.len() >= MAX_PER_SHARD {
+                    let mut expiries: Vec<i64> = shard.counts.values().map(|(_, e)| *e).collect();
+                    expiries.sort_unstable();
+                    let cut = expiries[expiries.len() / 4];
+                    shard.counts.retain(|_, (_, exp)| *exp > cut);
+                }
+                &mut shard.counts.entry(key.clone()).or_insert((0, expires)).0
+            }
+        };
+        if *count >= limit {
+            return (*count, false);
         }
-        let entry = shard.counts.entry(key).or_insert((0, expires));
-        if entry.0 >= limit {
-            return (entry.0, false);
-        }
-        entry.0 += 1;
-        (entry.0, true)
+        *count += 1;
+        (*count, true)
     }
 
     /// The count of a window (0 when it has none, or it expired).
@@ -103,9 +109,9 @@ impl Counters {
     }
 
     /// Takes back one counted request (another window refused it).
-    pub fn give_back(&self, key: Key) {
-        let mut shard = self.shard(&key).lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = shard.counts.get_mut(&key) {
+    pub fn give_back(&self, key: &Key) {
+        let mut shard = self.shard(key).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = shard.counts.get_mut(key) {
             e.0 = e.0.saturating_sub(1);
         }
     }
@@ -214,12 +220,12 @@ mod tests {
         let c = Counters::new();
         let id = Uuid::new_v4();
         for i in 0..1_000_000u32 {
-            c.try_take((id, i.to_string(), 60, 0), 100, 60, 1);
+            c.try_take(&(id, i.to_string(), 60, 0), 100, 60, 1);
         }
         assert!(c.len() <= SHARDS * MAX_PER_SHARD, "{}", c.len());
         // Expired windows are swept as the shards are used again.
         for i in 0..200_000u32 {
-            c.try_take((id, format!("later-{i}"), 60, 60), 100, 120, 61);
+            c.try_take(&(id, format!("later-{i}"), 60, 60), 100, 120, 61);
         }
         assert!(c.len() <= 200_000 + SHARDS * 1024, "{}", c.len());
     }
@@ -230,10 +236,10 @@ mod tests {
         let id = Uuid::new_v4();
         let key = || (id, "ip".to_owned(), 60, 0);
         for i in 1..=3 {
-            assert_eq!(c.try_take(key(), 3, i64::MAX, 0), (i, true));
+            assert_eq!(c.try_take(&key(), 3, i64::MAX, 0), (i, true));
         }
-        assert_eq!(c.try_take(key(), 3, i64::MAX, 0), (3, false));
-        c.give_back(key());
-        assert_eq!(c.try_take(key(), 3, i64::MAX, 0), (3, true));
+        assert_eq!(c.try_take(&key(), 3, i64::MAX, 0), (3, false));
+        c.give_back(&key());
+        assert_eq!(c.try_take(&key(), 3, i64::MAX, 0), (3, true));
     }
 }

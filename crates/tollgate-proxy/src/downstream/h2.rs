@@ -101,6 +101,9 @@ fn apply_edge(resp: &mut Response<ProxyBody>) {
             }
         }
     }
+    for (name, value) in e.plugin_headers {
+        h.append(name, value);
+    }
     h.insert(X_REQUEST_ID, e.request_id);
     h.append(header::VIA, HeaderValue::from_static(VIA_TOKEN));
     h.insert(

@@ -101,6 +101,9 @@ pub fn encode_head(
         }
     }
     if let Some(e) = edge {
+        for (name, value) in &e.plugin_headers {
+            put(out, name.as_str().as_bytes(), value.as_bytes());
+        }
         put(out, b"x-request-id", e.request_id.as_bytes());
         put(out, b"via", VIA_TOKEN.as_bytes());
         put(
@@ -232,11 +235,15 @@ mod tests {
             upstream_ms: 3,
             proxy_ms: 0,
             raw_head: Some(raw),
+            plugin_headers: vec![(
+                http::HeaderName::from_static("x-ratelimit-remaining-minute"),
+                http::HeaderValue::from_static("9"),
+            )],
         });
         let (head, plan) = encode(http::Response::new(body), GET11);
         let expected = format!(
             "HTTP/1.1 200 OK\r\nServer: be\r\nDate: Sat, 28 Nov 2026 00:00:00 GMT\r\nX-A: 1\r\n\
-             x-request-id: rid\r\nvia: {}\r\nx-kong-upstream-latency: 3\r\n\
+             x-ratelimit-remaining-minute: 9\r\nx-request-id: rid\r\nvia: {}\r\nx-kong-upstream-latency: 3\r\n\
              x-kong-proxy-latency: 0\r\ncontent-length: 2\r\n\r\n",
             crate::VIA_TOKEN
         );

@@ -443,7 +443,7 @@ impl RateLimiting {
                     .unwrap_or_else(|| HeaderValue::from(*limit));
                 ctx.response_headers.push((limit_name, limit_value));
                 ctx.response_headers
-                    .push((remaining_name, HeaderValue::from(*remaining)));
+                    .push((remaining_name, count_value(*remaining)));
             }
             // RateLimit-*: the window closest to its limit.
             if let Some((_, limit, remaining, reset)) =
@@ -451,15 +451,15 @@ impl RateLimiting {
             {
                 ctx.response_headers.push((
                     HeaderName::from_static("ratelimit-limit"),
-                    HeaderValue::from(*limit),
+                    count_value(*limit),
                 ));
                 ctx.response_headers.push((
                     HeaderName::from_static("ratelimit-remaining"),
-                    HeaderValue::from(*remaining),
+                    count_value(*remaining),
                 ));
                 ctx.response_headers.push((
                     HeaderName::from_static("ratelimit-reset"),
-                    HeaderValue::from((*reset).max(0) as u64),
+                    count_value((*reset).max(0) as u64),
                 ));
             }
         }
@@ -470,15 +470,49 @@ impl RateLimiting {
                     .unwrap_or(http::StatusCode::TOO_MANY_REQUESTS);
                 let mut r = EarlyResponse::message(status, self.config.error_message.clone());
                 if !self.config.hide_client_headers {
-                    r = r.with_header(
-                        http::header::RETRY_AFTER,
-                        HeaderValue::from(retry.max(0) as u64),
-                    );
+                    r = r.with_header(http::header::RETRY_AFTER, count_value(retry.max(0) as u64));
                 }
                 Flow::Respond(r)
             }
         }
     }
+}
+
+/// A count as a header value; counts below 4,096 come from a table made
+/// once (a clone of a static value, no allocation per request).
+fn count_value(n: u64) -> http::HeaderValue {
+    use std::sync::OnceLock;
+    const CACHED: u64 = 4096;
+    static TABLE: OnceLock<Vec<http::HeaderValue>> = OnceLock::new();
+    if n >= CACHED {
+        return http::HeaderValue::from(n);
+    }
+    let table = TABLE.get_or_init(|| {
+        let text: &'static str = Box::leak(
+            (0..CACHED)
+                .map(|i| i.to_string())
+                .collect::<String>()
+                .into_boxed_str(),
+        );
+        let mut at = 0;
+        (0..CACHED)
+            .map(|i| {
+                let len = if i < 10 {
+                    1
+                } else if i < 100 {
+                    2
+                } else if i < 1000 {
+                    3
+                } else {
+                    4
+                };
+                let v = http::HeaderValue::from_static(&text[at..at + len]);
+                at += len;
+                v
+            })
+            .collect()
+    });
+    table[n as usize].clone()
 }
 
 /// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` (static names: no
@@ -527,6 +561,19 @@ impl crate::runtime::Plugin for RateLimiting {
             Store::Local => self.access_local(ctx),
             Store::Redis(client) => self.access_redis(client, ctx),
             Store::Batched(batch) => self.access_batched(batch, ctx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn count_values_read_as_the_number() {
+        for n in [0u64, 7, 10, 99, 100, 999, 1000, 4095, 4096, 1_000_000] {
+            assert_eq!(
+                super::count_value(n).to_str().ok(),
+                Some(n.to_string().as_str())
+            );
         }
     }
 }
