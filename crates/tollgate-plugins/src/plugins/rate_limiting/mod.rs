@@ -431,7 +431,7 @@ impl RateLimiting {
     /// Kong's headers for the windows' `state`, and the 429 when `blocked`
     /// (seconds to retry).
     fn answer(&self, ctx: &mut AccessCtx<'_>, state: &[WindowState], blocked: Option<i64>) -> Flow {
-        use http::{HeaderName, HeaderValue};
+        use http::HeaderValue;
         if !self.config.hide_client_headers {
             ctx.response_headers.reserve(2 * state.len() + 3);
             for (i, (unit, limit, remaining, _)) in state.iter().enumerate() {
@@ -450,15 +450,15 @@ impl RateLimiting {
                 state.iter().rev().min_by_key(|(_, _, r, _)| *r)
             {
                 ctx.response_headers.push((
-                    HeaderName::from_static("ratelimit-limit"),
+                    names::RATELIMIT_LIMIT,
                     count_value(*limit),
                 ));
                 ctx.response_headers.push((
-                    HeaderName::from_static("ratelimit-remaining"),
+                    names::RATELIMIT_REMAINING,
                     count_value(*remaining),
                 ));
                 ctx.response_headers.push((
-                    HeaderName::from_static("ratelimit-reset"),
+                    names::RATELIMIT_RESET,
                     count_value((*reset).max(0) as u64),
                 ));
             }
@@ -515,36 +515,35 @@ fn count_value(n: u64) -> http::HeaderValue {
     table[n as usize].clone()
 }
 
-/// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>` (static names: no
-/// allocation per request).
-fn window_headers(unit: &str) -> (http::HeaderName, http::HeaderName) {
+/// Header names made at compile time (`from_static` in a `const` is
+/// checked once, by the compiler).
+mod names {
     use http::HeaderName as H;
-    match unit {
-        "second" => (
-            H::from_static("x-ratelimit-limit-second"),
-            H::from_static("x-ratelimit-remaining-second"),
-        ),
-        "minute" => (
-            H::from_static("x-ratelimit-limit-minute"),
-            H::from_static("x-ratelimit-remaining-minute"),
-        ),
-        "hour" => (
-            H::from_static("x-ratelimit-limit-hour"),
-            H::from_static("x-ratelimit-remaining-hour"),
-        ),
-        "day" => (
-            H::from_static("x-ratelimit-limit-day"),
-            H::from_static("x-ratelimit-remaining-day"),
-        ),
-        "month" => (
-            H::from_static("x-ratelimit-limit-month"),
-            H::from_static("x-ratelimit-remaining-month"),
-        ),
-        _ => (
-            H::from_static("x-ratelimit-limit-year"),
-            H::from_static("x-ratelimit-remaining-year"),
-        ),
-    }
+    pub const LIMIT: [H; 6] = [
+        H::from_static("x-ratelimit-limit-second"),
+        H::from_static("x-ratelimit-limit-minute"),
+        H::from_static("x-ratelimit-limit-hour"),
+        H::from_static("x-ratelimit-limit-day"),
+        H::from_static("x-ratelimit-limit-month"),
+        H::from_static("x-ratelimit-limit-year"),
+    ];
+    pub const REMAINING: [H; 6] = [
+        H::from_static("x-ratelimit-remaining-second"),
+        H::from_static("x-ratelimit-remaining-minute"),
+        H::from_static("x-ratelimit-remaining-hour"),
+        H::from_static("x-ratelimit-remaining-day"),
+        H::from_static("x-ratelimit-remaining-month"),
+        H::from_static("x-ratelimit-remaining-year"),
+    ];
+    pub const RATELIMIT_LIMIT: H = H::from_static("ratelimit-limit");
+    pub const RATELIMIT_REMAINING: H = H::from_static("ratelimit-remaining");
+    pub const RATELIMIT_RESET: H = H::from_static("ratelimit-reset");
+}
+
+/// `X-RateLimit-Limit-<Window>` and `X-RateLimit-Remaining-<Window>`.
+fn window_headers(unit: &str) -> (http::HeaderName, http::HeaderName) {
+    let i = PERIODS.iter().position(|p| *p == unit).unwrap_or(5);
+    (names::LIMIT[i].clone(), names::REMAINING[i].clone())
 }
 
 impl crate::runtime::Plugin for RateLimiting {
