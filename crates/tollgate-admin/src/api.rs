@@ -490,6 +490,7 @@ impl AdminApi {
         deep_merge(&mut doc, input);
         generate_secrets(kind, &mut doc);
         hash_password(kind, &mut doc)?;
+        check_key_pairs(kind, &doc)?;
         let now = self.cp.now();
         doc.insert("id".into(), json!(id));
         doc.insert("created_at".into(), json!(now));
@@ -594,6 +595,7 @@ impl AdminApi {
                 let mut doc = e.body.clone();
                 deep_merge(&mut doc, input);
                 hash_password(kind, &mut doc)?;
+                check_key_pairs(kind, &doc)?;
                 doc.insert("updated_at".into(), json!(self.cp.now()));
                 let entry = Entry {
                     id: e.id,
@@ -641,6 +643,7 @@ impl AdminApi {
                 deep_merge(&mut doc, input);
                 generate_secrets(kind, &mut doc);
                 hash_password(kind, &mut doc)?;
+                check_key_pairs(kind, &doc)?;
                 let now = self.cp.now();
                 let created = existing.as_ref().map_or(now, |e| e.created_at);
                 doc.insert("id".into(), json!(id));
@@ -803,6 +806,34 @@ fn generate_secrets(kind: Kind, doc: &mut Map<String, Value>) {
 
 /// Basic-auth passwords are stored hashed (argon2id); an already hashed
 /// value (re-import of an export) is kept as it is.
+/// A certificate's keys must match their certificates (`key` with `cert`,
+/// `key_alt` with `cert_alt`): a pair TLS could not serve is refused with
+/// the field that is wrong. PEM that does not parse is left to the schema.
+fn check_key_pairs(kind: Kind, doc: &Map<String, Value>) -> Result<(), AdminError> {
+    if kind != Kind::Certificates {
+        return Ok(());
+    }
+    for (cert, key) in [("cert", "key"), ("cert_alt", "key_alt")] {
+        let (Some(Value::String(c)), Some(Value::String(k))) = (doc.get(cert), doc.get(key)) else {
+            continue;
+        };
+        if !c.contains("-----BEGIN CERTIFICATE-----") || !k.contains("PRIVATE KEY-----") {
+            continue;
+        }
+        if let Err(e) = tollgate_tls::server::certified_key(c, k) {
+            let text = e.to_string();
+            let (field, message) = match text.strip_prefix("certificate: cert: ") {
+                Some(m) => (cert, m),
+                None => (key, text.trim_start_matches("certificate: key: ")),
+            };
+            let mut f = Map::new();
+            f.insert(field.into(), json!(message));
+            return Err(AdminError::Schema(f));
+        }
+    }
+    Ok(())
+}
+
 fn hash_password(kind: Kind, doc: &mut Map<String, Value>) -> Result<(), AdminError> {
     if kind != Kind::BasicAuth {
         return Ok(());

@@ -85,6 +85,7 @@ pub async fn accept(
     listener: &TcpListener,
     worker: &Worker,
     shutdown: &mut watch::Receiver<bool>,
+    tls: bool,
 ) -> Option<(TcpStream, Arc<ConnInfo>)> {
     let local = listener.local_addr().ok();
     loop {
@@ -109,7 +110,7 @@ pub async fn accept(
         };
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().ok().or(local).unwrap_or(client);
-        let conn = ConnInfo::new(client, local, false, &worker.shared.options.trusted_ips)
+        let conn = ConnInfo::new(client, local, tls, &worker.shared.options.trusted_ips)
             .with_permit(permit);
         return Some((stream, Arc::new(conn)));
     }
@@ -131,7 +132,7 @@ pub async fn serve<H, F>(
 {
     let builder = Arc::new(http_builder(&worker));
     let graceful = GracefulShutdown::new();
-    while let Some((stream, conn)) = accept(&listener, &worker, &mut shutdown).await {
+    while let Some((stream, conn)) = accept(&listener, &worker, &mut shutdown, false).await {
         let client = conn.client;
         let h = handler.clone();
         let w = worker.clone();

@@ -1,5 +1,6 @@
-//! TLS for the connections Tollgate opens itself (Redis, JWKS documents):
-//! rustls with the `ring` provider, TLS 1.2 and 1.3.
+//! TLS with rustls (the `ring` provider, TLS 1.2 and 1.3): for the
+//! connections Tollgate opens itself (Redis, JWKS documents), and
+//! ([`server`]) for its TLS listeners.
 //!
 //! Which authorities are trusted follows Kong's `lua_ssl_trusted_certificate`
 //! setting: a comma-separated list of PEM files and/or `system` (the
@@ -7,6 +8,7 @@
 //! use, so a node that never opens a TLS connection never reads a store.
 
 mod insecure;
+pub mod server;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -17,6 +19,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 
 pub use rustls;
+pub use tokio_rustls;
 pub use tokio_rustls::client::TlsStream;
 
 /// Why a TLS client could not be set up or connect.
@@ -33,6 +36,9 @@ pub enum TlsError {
     /// No authority at all to verify against.
     #[error("lua_ssl_trusted_certificate: no trusted certificate could be loaded")]
     NoRoots,
+    /// A certificate or key that cannot be served.
+    #[error("certificate: {0}")]
+    Certificate(String),
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
@@ -202,6 +208,7 @@ pub async fn connect(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod certs;
 mod node;
 mod settings;
 mod tokens;
@@ -79,7 +80,7 @@ fn config_command(settings: &Settings, action: ConfigAction) -> ExitCode {
         eprintln!("tollgate: config db_import/db_export need database = sqlite");
         return ExitCode::FAILURE;
     }
-    let cp = match node::control_plane(settings, None, Default::default()) {
+    let cp = match node::control_plane(settings, None, Default::default(), None) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("tollgate: {e:#}");

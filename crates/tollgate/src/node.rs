@@ -53,13 +53,18 @@ pub fn control_plane(
     settings: &Settings,
     handle: Option<SnapshotHandle>,
     env: PluginEnv,
+    certs: Option<Arc<tollgate_tls::server::CertResolver>>,
 ) -> anyhow::Result<Arc<ControlPlane>> {
     let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
+        let sni = certs.as_ref().map(|_| crate::certs::sni_table(&config));
         let snap = Snapshot::compile(config, &env).map_err(|e| e.to_string())?;
-        let handle = handle.clone();
+        let (handle, certs) = (handle.clone(), certs.clone());
         Ok(Box::new(move || {
             if let Some(h) = handle {
                 h.store(Arc::new(snap));
+            }
+            if let (Some(c), Some(table)) = (certs, sni) {
+                c.replace(table);
             }
         }))
     };
@@ -202,13 +207,12 @@ fn write_pid_file(settings: &Settings) -> anyhow::Result<std::fs::File> {
 
 fn run_inner(settings: Settings) -> anyhow::Result<()> {
     for (name, list) in [
-        ("proxy_listen", &settings.proxy_listen),
         ("admin_listen", &settings.admin_listen),
         ("status_listen", &settings.status_listen),
     ] {
         if let Some(l) = list.iter().find(|l| l.ssl) {
             anyhow::bail!(
-                "{name}: {} ssl: TLS listeners are not supported by this version yet",
+                "{name}: {} ssl: only proxy listeners serve TLS in this version",
                 l.addr
             );
         }
@@ -227,7 +231,14 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.prefix)
         .with_context(|| format!("prefix {}", settings.prefix.display()))?;
     let env = crate::tokens::plugin_env(&settings)?;
-    let cp = control_plane(&settings, Some(handle.clone()), env)?;
+    let certs = crate::certs::resolver(&settings)?;
+    let acceptor = match &certs {
+        Some(c) => Some(tollgate_tls::tokio_rustls::TlsAcceptor::from(
+            tollgate_tls::server::server_config(c.clone())?,
+        )),
+        None => None,
+    };
+    let cp = control_plane(&settings, Some(handle.clone()), env, certs)?;
 
     let access_log = match &settings.access_log {
         AccessLogTarget::Off => None,
@@ -280,6 +291,16 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     let workers = settings.worker_threads;
     let proxy_addrs: Vec<SocketAddr> = settings.proxy_listen.iter().map(|l| l.addr).collect();
     let per_worker = bind_all(&proxy_addrs, workers, "proxy")?;
+    // Each bound listener with the TLS acceptor of its `ssl` flag.
+    let per_worker: Vec<Vec<(std::net::TcpListener, Option<TlsAcceptor>)>> = per_worker
+        .into_iter()
+        .map(|list| {
+            list.into_iter()
+                .zip(&settings.proxy_listen)
+                .map(|(l, cfg)| (l, acceptor.clone().filter(|_| cfg.ssl)))
+                .collect()
+        })
+        .collect();
     let status_addrs: Vec<SocketAddr> = settings.status_listen.iter().map(|l| l.addr).collect();
     let admin_addrs: Vec<SocketAddr> = settings.admin_listen.iter().map(|l| l.addr).collect();
     let status_listeners: Vec<std::net::TcpListener> = bind_all(&status_addrs, 1, "status")?
@@ -345,8 +366,10 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+type TlsAcceptor = tollgate_tls::tokio_rustls::TlsAcceptor;
+
 fn worker_main(
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<(std::net::TcpListener, Option<TlsAcceptor>)>,
     worker: Arc<Worker>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -362,16 +385,24 @@ fn worker_main(
     };
     rt.block_on(async move {
         let mut tasks = Vec::new();
-        for l in listeners {
-            match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => tasks.push(tokio::spawn(tollgate_proxy::downstream::serve(
-                    l,
-                    worker.clone(),
-                    tollgate_proxy::handler::handle,
-                    shutdown.clone(),
-                ))),
-                Err(e) => tracing::error!("listener: {e}"),
-            }
+        for (l, tls) in listeners {
+            let l = match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("listener: {e}");
+                    continue;
+                }
+            };
+            let (worker, shutdown) = (worker.clone(), shutdown.clone());
+            let handler = tollgate_proxy::handler::handle;
+            tasks.push(match tls {
+                Some(acceptor) => tokio::spawn(tollgate_proxy::downstream::tls::serve(
+                    l, acceptor, worker, handler, shutdown,
+                )),
+                None => tokio::spawn(tollgate_proxy::downstream::serve(
+                    l, worker, handler, shutdown,
+                )),
+            });
         }
         for t in tasks {
             let _ = t.await;

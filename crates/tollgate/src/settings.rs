@@ -65,6 +65,9 @@ pub struct Settings {
     pub real_ip_header: http::HeaderName,
     /// Skip trusted addresses from the right of `real_ip_header` (`off`).
     pub real_ip_recursive: bool,
+    /// The default certificate of TLS listeners (`ssl_cert`, `ssl_cert_key`
+    /// PEM files); without it one is generated under the prefix.
+    pub ssl_cert: Option<(PathBuf, PathBuf)>,
     /// Maximum concurrent client connections.
     pub max_connections: usize,
     /// Request head / keep-alive idle timeout.
@@ -151,6 +154,8 @@ const NAMES: &[&str] = &[
     "lua_ssl_trusted_certificate",
     "real_ip_header",
     "real_ip_recursive",
+    "ssl_cert",
+    "ssl_cert_key",
 ];
 
 impl Settings {
@@ -316,6 +321,15 @@ impl Settings {
                     "on" | "true" => true,
                     "off" | "false" => false,
                     other => return Err(r.err(format!("expected on or off, got {other:?}"))),
+                }
+            },
+            ssl_cert: {
+                let (c, k) = (get("ssl_cert", ""), get("ssl_cert_key", ""));
+                match (c.value.trim(), k.value.trim()) {
+                    ("", "") => None,
+                    ("", _) => return Err(c.err("required with ssl_cert_key")),
+                    (_, "") => return Err(k.err("required with ssl_cert")),
+                    (cert, key) => Some((PathBuf::from(cert), PathBuf::from(key))),
                 }
             },
             max_connections: parse_num(&get("max_connections", "16384"), 1, 10_000_000)?,

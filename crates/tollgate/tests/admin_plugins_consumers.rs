@@ -277,20 +277,39 @@ async fn consumers_and_credentials_with_generated_keys_and_hashed_passwords() {
     );
 }
 
-const PEM_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
-const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEfake\n-----END PRIVATE KEY-----\n";
-
 #[tokio::test(flavor = "multi_thread")]
 async fn certificates_snis_ca_certificates_schemas_and_custom_id_lookup() {
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
+    let dir = support::gateway::temp_dir("admin-certs");
+    let pki = support::tls::TestPki::new(&dir);
+    let (pem_cert, pem_key) = (pki.cert_pem.as_str(), pki.key_pem.as_str());
+
+    // A key that is not the certificate's is refused, naming the field.
+    let (_, other_key) = pki.issue(&["other.test"]);
+    let got = send_json(
+        &c,
+        "POST",
+        &format!("{admin}/certificates"),
+        &json!({"cert": pem_cert, "key": other_key}),
+    )
+    .await;
+    assert_eq!(got.status, 400, "{}", got.text());
+    assert!(
+        got.json()["fields"]["key"]
+            .as_str()
+            .unwrap()
+            .starts_with("does not match the certificate"),
+        "{}",
+        got.text()
+    );
 
     let got = send_json(
         &c,
         "POST",
         &format!("{admin}/certificates"),
-        &json!({"cert": PEM_CERT, "key": PEM_KEY}),
+        &json!({"cert": pem_cert, "key": pem_key}),
     )
     .await;
     assert_eq!(got.status, 201, "{}", got.text());
@@ -323,7 +342,7 @@ async fn certificates_snis_ca_certificates_schemas_and_custom_id_lookup() {
         &c,
         "POST",
         &format!("{admin}/certificates"),
-        &json!({"cert": "not pem", "key": PEM_KEY}),
+        &json!({"cert": "not pem", "key": pem_key}),
     )
     .await;
     assert_eq!(got.status, 400);
@@ -332,7 +351,7 @@ async fn certificates_snis_ca_certificates_schemas_and_custom_id_lookup() {
         &c,
         "POST",
         &format!("{admin}/ca_certificates"),
-        &json!({"cert": PEM_CERT}),
+        &json!({"cert": pki.ca_pem}),
     )
     .await;
     assert_eq!(got.status, 201, "{}", got.text());

@@ -86,7 +86,7 @@ impl AsyncWrite for Replay {
 
 /// Moves the edge headers of a proxied answer into its header map (hyper
 /// writes the HTTP/2 head from the map).
-fn apply_edge(resp: &mut Response<ProxyBody>) {
+pub(super) fn apply_edge(resp: &mut Response<ProxyBody>) {
     let Some(e) = resp.body_mut().take_edge() else {
         return;
     };

@@ -1,6 +1,7 @@
 //! The client side of the proxy: accepting connections and speaking
 //! HTTP/1.x to clients with Tollgate's own server code (HTTP/2 with prior
-//! knowledge is handed to hyper's HTTP/2 server).
+//! knowledge is handed to hyper's HTTP/2 server; TLS listeners, see
+//! [`tls`], to hyper's HTTP/1 and HTTP/2 servers by ALPN).
 //!
 //! Owning the HTTP/1 server lets Tollgate refuse ambiguous requests exactly
 //! (a Content-Length next to a Transfer-Encoding is a 400, not silently
@@ -11,6 +12,7 @@ mod conn;
 mod h2;
 pub mod request;
 pub mod response;
+pub mod tls;
 
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
@@ -55,7 +57,8 @@ pub async fn serve<H, F>(
     H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
 {
-    while let Some((stream, conn)) = crate::server::accept(&listener, &worker, &mut shutdown).await
+    while let Some((stream, conn)) =
+        crate::server::accept(&listener, &worker, &mut shutdown, false).await
     {
         tokio::spawn(conn::serve_connection(
             stream,
@@ -66,6 +69,11 @@ pub async fn serve<H, F>(
         ));
     }
     drop(listener);
+    drain(&worker).await;
+}
+
+/// Waits (up to the drain timeout) for the node's connections to end.
+async fn drain(worker: &Worker) {
     // Every live connection (and WebSocket tunnel) holds a permit: the drain
     // is over when all of them are back.
     let shared = &worker.shared;

@@ -9,6 +9,8 @@ use tollgate_tls::rustls;
 /// A CA and a certificate for `localhost` and 127.0.0.1 signed by it, as
 /// PEM text and as files in `dir`.
 pub struct TestPki {
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
@@ -39,11 +41,38 @@ impl TestPki {
             ca_file: dir.join("ca.pem"),
             cert_file: dir.join("cert.pem"),
             key_file: dir.join("key.pem"),
+            ca,
+            ca_key,
         };
         std::fs::write(&pki.ca_file, &pki.ca_pem).unwrap();
         std::fs::write(&pki.cert_file, &pki.cert_pem).unwrap();
         std::fs::write(&pki.key_file, &pki.key_pem).unwrap();
         pki
+    }
+
+    /// Another certificate signed by the CA, for `names`: (cert PEM, key PEM).
+    pub fn issue(&self, names: &[&str]) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A rustls client configuration trusting the CA (or, with `verify`
+    /// false, any certificate), offering `alpn`.
+    pub fn client_config(&self, verify: bool, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+        let trust = if verify {
+            tollgate_tls::Trust::parse(self.ca_file.to_str().unwrap())
+        } else {
+            tollgate_tls::Trust::parse("off")
+        };
+        let tls = tollgate_tls::ClientTls::new(trust);
+        let mut config = (*tls.config(verify).unwrap()).clone();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Arc::new(config)
     }
 
     /// A rustls server configuration presenting the certificate.
@@ -62,4 +91,92 @@ impl TestPki {
                 .unwrap(),
         )
     }
+}
+
+/// The answer to one HTTPS request, with the certificate the server showed.
+pub struct HttpsGot {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+    pub peer_cert: Vec<u8>,
+    pub alpn: Option<Vec<u8>>,
+}
+
+/// One request over a new TLS connection to `addr`, sending `sni`, with
+/// HTTP/2 when ALPN picks it, else HTTP/1.1.
+pub async fn https(
+    config: Arc<rustls::ClientConfig>,
+    addr: std::net::SocketAddr,
+    sni: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+) -> Result<HttpsGot, String> {
+    use http_body_util::{BodyExt, Full};
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tls = tollgate_tls::connect(config, sni, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, session) = tls.get_ref();
+    let peer_cert = session
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.as_ref().to_vec())
+        .unwrap_or_default();
+    let alpn = session.alpn_protocol().map(|p| p.to_vec());
+    let h2 = alpn.as_deref() == Some(b"h2");
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("https://{sni}{path}"));
+    if !h2 {
+        req = req.header("host", sni);
+    }
+    let req = match body {
+        Some((ct, b)) => req
+            .header("content-type", ct)
+            .body(Full::new(bytes::Bytes::from(b.to_owned()))),
+        None => req.body(Full::new(bytes::Bytes::new())),
+    }
+    .unwrap();
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let resp = if h2 {
+        let (mut send, conn) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    } else {
+        let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        send.send_request(req).await.map_err(|e| e.to_string())?
+    };
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(HttpsGot {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+        peer_cert,
+        alpn,
+    })
+}
+
+/// The DER of the first certificate in a PEM.
+pub fn der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .as_ref()
+        .to_vec()
 }

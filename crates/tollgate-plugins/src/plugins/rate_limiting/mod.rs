@@ -449,18 +449,12 @@ impl RateLimiting {
             if let Some((_, limit, remaining, reset)) =
                 state.iter().rev().min_by_key(|(_, _, r, _)| *r)
             {
-                ctx.response_headers.push((
-                    names::RATELIMIT_LIMIT,
-                    count_value(*limit),
-                ));
-                ctx.response_headers.push((
-                    names::RATELIMIT_REMAINING,
-                    count_value(*remaining),
-                ));
-                ctx.response_headers.push((
-                    names::RATELIMIT_RESET,
-                    count_value((*reset).max(0) as u64),
-                ));
+                ctx.response_headers
+                    .push((names::RATELIMIT_LIMIT, count_value(*limit)));
+                ctx.response_headers
+                    .push((names::RATELIMIT_REMAINING, count_value(*remaining)));
+                ctx.response_headers
+                    .push((names::RATELIMIT_RESET, count_value((*reset).max(0) as u64)));
             }
         }
         match blocked {

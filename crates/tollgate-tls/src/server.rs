@@ -1,0 +1,213 @@
+//! The server side of TLS listeners: the certificate for each handshake is
+//! chosen by the client's SNI from the configuration's certificates and
+//! SNIs (exact names first, then `*.example.com`, then `example.*`), else
+//! the node's default certificate. The table is swapped atomically when the
+//! configuration changes, so a certificate added, replaced or removed is
+//! served from the next handshake on.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+
+use crate::TlsError;
+
+/// A certificate chain and its private key, ready to serve.
+pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
+    let bad = |what: &str, e: String| TlsError::Certificate(format!("{what}: {e}"));
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("cert", e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("cert", "no PEM certificate".into()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad("key", e.to_string()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| bad("key", e.to_string()))?;
+    let ck = CertifiedKey::new(certs, signing);
+    ck.keys_match()
+        .map_err(|e| bad("key", format!("does not match the certificate ({e})")))?;
+    Ok(Arc::new(ck))
+}
+
+/// Certificates by server name.
+#[derive(Debug, Default)]
+pub struct SniTable {
+    exact: HashMap<String, Arc<CertifiedKey>>,
+    /// `*.example.com` as `.example.com`.
+    leading: Vec<(String, Arc<CertifiedKey>)>,
+    /// `example.*` as `example.`.
+    trailing: Vec<(String, Arc<CertifiedKey>)>,
+}
+
+impl SniTable {
+    /// Adds a server name (`a.example.com`, `*.example.com`, `example.*`).
+    pub fn insert(&mut self, name: &str, key: Arc<CertifiedKey>) {
+        let name = name.to_ascii_lowercase();
+        if let Some(rest) = name.strip_prefix('*') {
+            self.leading.push((rest.to_owned(), key));
+            // Longest suffix first: the most specific wildcard wins.
+            self.leading.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
+        } else if let Some(rest) = name.strip_suffix('*') {
+            self.trailing.push((rest.to_owned(), key));
+            self.trailing.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
+        } else {
+            self.exact.insert(name, key);
+        }
+    }
+
+    /// The certificate for `name`, if one is configured.
+    pub fn find(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let name = name.to_ascii_lowercase();
+        if let Some(k) = self.exact.get(&name) {
+            return Some(k.clone());
+        }
+        let one_label = |rest: &str| !rest.is_empty() && !rest.contains('.');
+        for (suffix, k) in &self.leading {
+            if let Some(head) = name.strip_suffix(suffix.as_str()) {
+                if one_label(head) {
+                    return Some(k.clone());
+                }
+            }
+        }
+        for (prefix, k) in &self.trailing {
+            if let Some(tail) = name.strip_prefix(prefix.as_str()) {
+                if one_label(tail) {
+                    return Some(k.clone());
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Chooses the certificate of each handshake.
+#[derive(Debug)]
+pub struct CertResolver {
+    table: ArcSwap<SniTable>,
+    default: Arc<CertifiedKey>,
+}
+
+impl CertResolver {
+    /// A resolver with no SNI entries yet, serving `default` to everyone.
+    pub fn new(default: Arc<CertifiedKey>) -> Arc<CertResolver> {
+        Arc::new(CertResolver {
+            table: ArcSwap::from_pointee(SniTable::default()),
+            default,
+        })
+    }
+
+    /// Replaces the SNI table (from the next handshake on).
+    pub fn replace(&self, table: SniTable) {
+        self.table.store(Arc::new(table));
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let found = hello
+            .server_name()
+            .and_then(|name| self.table.load().find(name));
+        Some(found.unwrap_or_else(|| self.default.clone()))
+    }
+}
+
+/// The configuration of TLS listeners: TLS 1.2 and 1.3, ALPN `h2` and
+/// `http/1.1`, certificates from `resolver`.
+pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(crate::provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The node's default certificate: from `cert`/`key` files when given
+/// (Kong's `ssl_cert`, `ssl_cert_key`), else a self-signed one made once
+/// into `dir` (as Kong does on first start) and reused after.
+pub fn default_certificate(
+    files: Option<(&Path, &Path)>,
+    dir: &Path,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| TlsError::Certificate(format!("{}: {e}", p.display())))
+    };
+    if let Some((cert, key)) = files {
+        return certified_key(&read(cert)?, &read(key)?);
+    }
+    let (cert, key) = (dir.join("default.crt"), dir.join("default.key"));
+    if cert.exists() && key.exists() {
+        return certified_key(&read(&cert)?, &read(&key)?);
+    }
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .map_err(|e| TlsError::Certificate(format!("self-signed certificate: {e}")))?;
+    let (cert_pem, key_pem) = (made.cert.pem(), made.key_pair.serialize_pem());
+    std::fs::create_dir_all(dir)
+        .map_err(|e| TlsError::Certificate(format!("{}: {e}", dir.display())))?;
+    write_private(&key, &key_pem)?;
+    std::fs::write(&cert, &cert_pem)
+        .map_err(|e| TlsError::Certificate(format!("{}: {e}", cert.display())))?;
+    certified_key(&cert_pem, &key_pem)
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()).map(|_| f))
+        .map_err(|e| TlsError::Certificate(format!("{}: {e}", path.display())))?;
+    f.flush()
+        .map_err(|e| TlsError::Certificate(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn key_for(name: &str) -> Arc<CertifiedKey> {
+        let made = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        certified_key(&made.cert.pem(), &made.key_pair.serialize_pem()).unwrap()
+    }
+
+    #[test]
+    fn names_match_exactly_then_by_wildcard() {
+        let (a, wild, tail) = (key_for("a"), key_for("w"), key_for("t"));
+        let mut t = SniTable::default();
+        t.insert("a.example.com", a.clone());
+        t.insert("*.example.com", wild.clone());
+        t.insert("example.*", tail.clone());
+        assert!(Arc::ptr_eq(&t.find("A.example.com").unwrap(), &a));
+        assert!(Arc::ptr_eq(&t.find("b.example.com").unwrap(), &wild));
+        assert!(t.find("x.b.example.com").is_none());
+        assert!(Arc::ptr_eq(&t.find("example.org").unwrap(), &tail));
+        assert!(t.find("other.org").is_none());
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_refused() {
+        let one = rcgen::generate_simple_self_signed(vec!["one".to_owned()]).unwrap();
+        let two = rcgen::generate_simple_self_signed(vec!["two".to_owned()]).unwrap();
+        let err = certified_key(&one.cert.pem(), &two.key_pair.serialize_pem())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not match"), "{err}");
+        assert!(certified_key("not a pem", "x").is_err());
+    }
+}

@@ -1,0 +1,242 @@
+//! TLS listeners (`proxy_listen … ssl`): the certificate of each handshake
+//! chosen by SNI from certificates and SNIs written through the Admin API
+//! (exact and wildcard names), the default self-signed certificate
+//! otherwise, a replaced certificate served from the next handshake,
+//! HTTP/1.1 and HTTP/2 by ALPN, and requests marked as HTTPS for the
+//! backend and for plugins (oauth2's token endpoint).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use support::backend::Backend;
+use support::client::{created, http1, send};
+use support::gateway::Gateway;
+use support::tls::{der, https, TestPki};
+
+const SSL: (&str, &str) = ("TOLLGATE_PROXY_LISTEN", "127.0.0.1:0 ssl");
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_are_chosen_by_sni_and_replaced_without_restart() {
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("tls-listener");
+    let pki = TestPki::new(&dir);
+    let gw = Gateway::start_sqlite(&[SSL]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    let (api_cert, api_key) = pki.issue(&["api.example.test"]);
+    let (wild_cert, wild_key) = pki.issue(&["*.wild.test"]);
+    let got = created(
+        &c,
+        &format!("{admin}/certificates"),
+        &form(&[
+            ("cert", &api_cert),
+            ("key", &api_key),
+            ("snis[]", "api.example.test"),
+        ]),
+    )
+    .await;
+    let api_id = got.json()["id"].as_str().unwrap().to_owned();
+    created(
+        &c,
+        &format!("{admin}/certificates"),
+        &form(&[
+            ("cert", &wild_cert),
+            ("key", &wild_key),
+            ("snis[]", "*.wild.test"),
+        ]),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let verified = pki.client_config(true, &[b"http/1.1"]);
+    let got = https(
+        verified.clone(),
+        gw.proxy,
+        "api.example.test",
+        "GET",
+        "/api/x",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.peer_cert, der(&api_cert));
+    let echoed: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "https");
+    assert!(got.headers.contains_key("x-kong-upstream-latency"));
+
+    let got = https(
+        verified.clone(),
+        gw.proxy,
+        "eu.wild.test",
+        "GET",
+        "/api/x",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!((got.status, got.peer_cert == der(&wild_cert)), (200, true));
+
+    // No SNI match: the node's default certificate, self-signed under the
+    // prefix (not trusted by the test CA).
+    assert!(https(
+        verified.clone(),
+        gw.proxy,
+        "other.test",
+        "GET",
+        "/api/x",
+        None
+    )
+    .await
+    .is_err());
+    let any = pki.client_config(false, &[b"http/1.1"]);
+    let got = https(any.clone(), gw.proxy, "other.test", "GET", "/api/x", None)
+        .await
+        .unwrap();
+    assert_eq!(got.status, 200);
+    let default_pem = std::fs::read_to_string(gw.dir.join("prefix/ssl/default.crt")).unwrap();
+    assert_eq!(got.peer_cert, der(&default_pem));
+
+    // HTTP/2 when the client offers it.
+    let h2 = pki.client_config(true, &[b"h2", b"http/1.1"]);
+    let got = https(h2, gw.proxy, "api.example.test", "GET", "/api/x", None)
+        .await
+        .unwrap();
+    assert_eq!((got.status, got.alpn.as_deref()), (200, Some(&b"h2"[..])));
+
+    // Replaced through the Admin API: the next handshake shows the new one.
+    let (next_cert, next_key) = pki.issue(&["api.example.test"]);
+    let patched = send(
+        &c,
+        "PATCH",
+        &format!("{admin}/certificates/{api_id}"),
+        Some((
+            "application/x-www-form-urlencoded",
+            &form(&[("cert", &next_cert), ("key", &next_key)]),
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // A new client (no session to resume: a full handshake).
+    let fresh = pki.client_config(true, &[b"http/1.1"]);
+    drop(verified);
+    let got = https(fresh, gw.proxy, "api.example.test", "GET", "/api/x", None)
+        .await
+        .unwrap();
+    assert_eq!(got.peer_cert, der(&next_cert));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssl_cert_settings_name_the_default_certificate() {
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("tls-default");
+    let pki = TestPki::new(&dir);
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes: [{{name: r, paths: [/]}}]\n",
+        b.url()
+    );
+    let gw = Gateway::start(
+        &cfg,
+        &[
+            SSL,
+            ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
+            ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
+        ],
+    );
+    let got = https(
+        pki.client_config(true, &[]),
+        gw.proxy,
+        "localhost",
+        "GET",
+        "/x",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.peer_cert, der(&pki.cert_pem));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oauth2_issues_tokens_on_a_tls_listener() {
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("tls-oauth2");
+    let pki = TestPki::new(&dir);
+    let gw = Gateway::start_sqlite(&[
+        SSL,
+        ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
+        ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
+    ]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    created(&c, &format!("{admin}/consumers"), "username=alice").await;
+    created(
+        &c,
+        &format!("{admin}/consumers/alice/oauth2"),
+        "name=app&client_id=cid&client_secret=csecret&redirect_uris[]=https://app.example/cb",
+    )
+    .await;
+    // No accept_http_if_already_terminated: the client's own TLS counts.
+    created(
+        &c,
+        &format!("{admin}/services/s/plugins"),
+        "name=oauth2&config.enable_client_credentials=true&config.provision_key=pk",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let config = pki.client_config(true, &[]);
+    let got = https(
+        config.clone(),
+        gw.proxy,
+        "localhost",
+        "POST",
+        "/api/oauth2/token",
+        Some((
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials&client_id=cid&client_secret=csecret",
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.status, 200, "{}", got.body);
+    let j: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+    assert_eq!(j["token_type"], "bearer");
+    let token = j["access_token"].as_str().unwrap().to_owned();
+    let got = https(
+        config,
+        gw.proxy,
+        "localhost",
+        "GET",
+        &format!("/api/x?access_token={token}"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.status, 200, "{}", got.body);
+    let _ = std::fs::remove_dir_all(dir);
+}
