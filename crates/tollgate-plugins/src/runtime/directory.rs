@@ -145,19 +145,24 @@ impl OAuthClient {
     }
 }
 
+/// The directory's maps: built from the configuration (clients only look
+/// up), hashed with a per-process seeded foldhash, cheaper than SipHash on
+/// the short keys every authenticated request looks up.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The consumer directory.
 #[derive(Debug)]
 pub struct Directory {
-    consumers: HashMap<Uuid, Arc<ConsumerInfo>>,
-    by_username: HashMap<String, Uuid>,
+    consumers: Map<Uuid, Arc<ConsumerInfo>>,
+    by_username: Map<String, Uuid>,
     /// key → (consumer, credential, expiry in epoch seconds for keys with a
     /// `ttl`, the credential id as a header value).
-    keys: HashMap<String, (Uuid, Uuid, Option<i64>, http::HeaderValue)>,
-    basic: HashMap<String, BasicCred>,
-    jwt: HashMap<String, JwtCred>,
-    hmac: HashMap<String, (Uuid, Uuid, String)>,
-    oauth2: HashMap<String, Arc<OAuthClient>>,
-    oauth2_by_id: HashMap<Uuid, Arc<OAuthClient>>,
+    keys: Map<String, (Uuid, Uuid, Option<i64>, http::HeaderValue)>,
+    basic: Map<String, BasicCred>,
+    jwt: Map<String, JwtCred>,
+    hmac: Map<String, (Uuid, Uuid, String)>,
+    oauth2: Map<String, Arc<OAuthClient>>,
+    oauth2_by_id: Map<Uuid, Arc<OAuthClient>>,
 }
 
 use super::epoch_secs as now;
@@ -173,12 +178,12 @@ impl Directory {
     /// Indexes a configuration's consumers and credentials.
     pub fn build(config: &Config, env: &super::PluginEnv) -> Arc<Directory> {
         let mut groups: HashMap<Uuid, Vec<String>> = HashMap::new();
-        let mut keys = HashMap::new();
-        let mut basic = HashMap::new();
-        let mut jwt = HashMap::new();
-        let mut hmac = HashMap::new();
-        let mut oauth2 = HashMap::new();
-        let mut oauth2_by_id = HashMap::new();
+        let mut keys = Map::default();
+        let mut basic = Map::default();
+        let mut jwt = Map::default();
+        let mut hmac = Map::default();
+        let mut oauth2 = Map::default();
+        let mut oauth2_by_id = Map::default();
         for c in &config.credentials {
             match c.kind {
                 CredentialKind::Acl => {
@@ -251,8 +256,8 @@ impl Directory {
                 }
             }
         }
-        let mut consumers = HashMap::new();
-        let mut by_username = HashMap::new();
+        let mut consumers = Map::default();
+        let mut by_username = Map::default();
         for c in &config.consumers {
             if let Some(u) = &c.username {
                 by_username.insert(u.clone(), c.id);

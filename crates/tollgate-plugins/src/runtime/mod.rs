@@ -287,13 +287,23 @@ pub fn set_consumer_headers(headers: &mut HeaderMap, identity: &Identity) {
     const CREDENTIAL: HeaderName = HeaderName::from_static("x-credential-identifier");
     const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
     let c = &identity.consumer.values;
+    // Copies sent by the client (or set by an earlier auth plugin) are
+    // replaced or removed; when there are none, the common case, the
+    // removals (a hash lookup each) are skipped.
+    let present = headers.keys().any(|k| {
+        let n = k.as_str();
+        n.starts_with("x-consumer-")
+            || n == "x-credential-identifier"
+            || n == "x-anonymous-consumer"
+    });
     let set = |h: &mut HeaderMap, name: HeaderName, v: Option<&HeaderValue>| match v {
         Some(v) => {
             h.insert(name, v.clone());
         }
-        None => {
+        None if present => {
             h.remove(name);
         }
+        None => {}
     };
     set(headers, ID, Some(&c.id));
     set(headers, USERNAME, c.username.as_ref());
@@ -301,7 +311,7 @@ pub fn set_consumer_headers(headers: &mut HeaderMap, identity: &Identity) {
     set(headers, CREDENTIAL, identity.identifier.as_ref());
     if identity.anonymous {
         headers.insert(ANONYMOUS, HeaderValue::from_static("true"));
-    } else {
+    } else if present {
         headers.remove(ANONYMOUS);
     }
 }
