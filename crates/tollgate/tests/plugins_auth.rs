@@ -260,6 +260,28 @@ consumers:
     assert_eq!(both.status, 200, "{}", both.text());
     // A client's Connection header cannot delete what the auth plugins set.
     assert_eq!(both.json()["headers"]["x-consumer-username"], "dora");
+
+    // Identity headers sent by the client are replaced, or removed when
+    // the consumer has no such value.
+    let spoofed = get(
+        &c,
+        &url,
+        &[
+            ("apikey", "dora-key"),
+            ("authorization", "Basic ZG9yYTpwdw=="),
+            ("x-consumer-username", "admin"),
+            ("x-consumer-custom-id", "root"),
+            ("x-anonymous-consumer", "false"),
+            ("x-credential-identifier", "forged"),
+        ],
+    )
+    .await;
+    assert_eq!(spoofed.status, 200, "{}", spoofed.text());
+    let h = &spoofed.json()["headers"];
+    assert_eq!(h["x-consumer-username"], "dora");
+    assert!(h.get("x-consumer-custom-id").is_none(), "{h}");
+    assert!(h.get("x-anonymous-consumer").is_none(), "{h}");
+    assert_ne!(h["x-credential-identifier"], "forged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
