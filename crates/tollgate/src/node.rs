@@ -393,16 +393,13 @@ fn worker_main(
                     continue;
                 }
             };
-            let (worker, shutdown) = (worker.clone(), shutdown.clone());
-            let handler = tollgate_proxy::handler::handle;
-            tasks.push(match tls {
-                Some(acceptor) => tokio::spawn(tollgate_proxy::downstream::tls::serve(
-                    l, acceptor, worker, handler, shutdown,
-                )),
-                None => tokio::spawn(tollgate_proxy::downstream::serve(
-                    l, worker, handler, shutdown,
-                )),
-            });
+            tasks.push(tokio::spawn(tollgate_proxy::downstream::serve(
+                l,
+                tls,
+                worker.clone(),
+                tollgate_proxy::handler::handle,
+                shutdown.clone(),
+            )));
         }
         for t in tasks {
             let _ = t.await;

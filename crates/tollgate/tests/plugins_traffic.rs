@@ -480,45 +480,7 @@ async fn a_sliding_window_still_counts_part_of_the_previous_window() {
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let url = format!("{}/api/x", gw.url());
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    };
-    let ms = || now_ms() % 1000;
-    // Start right after a second begins.
-    while ms() > 50 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    let first_second = now_ms() / 1000;
-    let mut passed = 0;
-    for _ in 0..12 {
-        if get(&c, &url, &[]).await.status == 200 {
-            passed += 1;
-        }
-    }
-    assert_eq!(passed, 10);
-    // Halfway through the next second, about half of the previous second's
-    // 10 still count: fixed windows would let 10 more through.
-    while now_ms() / 1000 == first_second || ms() < 500 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert_eq!(
-        now_ms() / 1000,
-        first_second + 1,
-        "the test machine stalled"
-    );
-    let mut later = 0;
-    for _ in 0..10 {
-        let g = get(&c, &url, &[]).await;
-        if g.status == 200 {
-            later += 1;
-        } else {
-            assert_eq!(g.status, 429);
-        }
-    }
-    assert!((3..=7).contains(&later), "{later} passed");
+    support::windows::assert_sliding_second_of_ten(&c, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

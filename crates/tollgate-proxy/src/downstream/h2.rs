@@ -86,7 +86,7 @@ impl AsyncWrite for Replay {
 
 /// Moves the edge headers of a proxied answer into its header map (hyper
 /// writes the HTTP/2 head from the map).
-pub(super) fn apply_edge(resp: &mut Response<ProxyBody>) {
+fn apply_edge(resp: &mut Response<ProxyBody>) {
     let Some(e) = resp.body_mut().take_edge() else {
         return;
     };
@@ -113,6 +113,32 @@ pub(super) fn apply_edge(resp: &mut Response<ProxyBody>) {
     h.insert(X_KONG_PROXY_LATENCY, millis_value(u128::from(e.proxy_ms)));
 }
 
+/// The hyper service of a connection hyper serves (h2c, TLS): the
+/// handler, with the edge headers moved into each answer's header map.
+pub(super) fn service<H, F>(
+    handler: H,
+    worker: Arc<Worker>,
+    conn: Arc<ConnInfo>,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<ProxyBody>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send,
+> + Clone
+where
+    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
+    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let answer = handler(worker.clone(), conn.clone(), req.map(ProxyBody::incoming));
+        async move {
+            let Ok(mut resp) = answer.await;
+            apply_edge(&mut resp);
+            Ok::<_, Infallible>(resp)
+        }
+    })
+}
+
 /// Serves an h2c connection until it ends; on shutdown, stops taking new
 /// streams and lets the open ones finish.
 pub async fn serve<H, F>(
@@ -136,15 +162,7 @@ pub async fn serve<H, F>(
         .max_local_error_reset_streams(256)
         .keep_alive_interval(None);
     let client = conn.client;
-    let w = worker.clone();
-    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let answer = handler(w.clone(), conn.clone(), req.map(ProxyBody::incoming));
-        async move {
-            let Ok(mut resp) = answer.await;
-            apply_edge(&mut resp);
-            Ok::<_, Infallible>(resp)
-        }
-    });
+    let svc = service(handler, worker.clone(), conn);
     let io = TokioIo::new(Replay { early, stream });
     let connection = builder.serve_connection(io, svc);
     tokio::pin!(connection);

@@ -47,9 +47,11 @@ impl ClientUpgrade {
 
 /// Accepts client connections on `listener` until `shutdown` turns true,
 /// then stops accepting and waits (up to the drain timeout) for in-flight
-/// requests, and the connections and tunnels carrying them, to end.
+/// requests, and the connections and tunnels carrying them, to end. With
+/// `tls`, each connection starts with a TLS handshake (see [`tls`]).
 pub async fn serve<H, F>(
     listener: TcpListener,
+    tls: Option<tollgate_tls::tokio_rustls::TlsAcceptor>,
     worker: Arc<Worker>,
     handler: H,
     mut shutdown: watch::Receiver<bool>,
@@ -58,15 +60,22 @@ pub async fn serve<H, F>(
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
 {
     while let Some((stream, conn)) =
-        crate::server::accept(&listener, &worker, &mut shutdown, false).await
+        crate::server::accept(&listener, &worker, &mut shutdown, tls.is_some()).await
     {
-        tokio::spawn(conn::serve_connection(
-            stream,
-            worker.clone(),
-            conn,
-            handler.clone(),
-            shutdown.clone(),
-        ));
+        let (worker, handler, shutdown) = (worker.clone(), handler.clone(), shutdown.clone());
+        match &tls {
+            None => tokio::spawn(conn::serve_connection(
+                stream, worker, conn, handler, shutdown,
+            )),
+            Some(acceptor) => tokio::spawn(tls::serve_connection(
+                acceptor.clone(),
+                stream,
+                worker,
+                conn,
+                handler,
+                shutdown,
+            )),
+        };
     }
     drop(listener);
     drain(&worker).await;

@@ -5,7 +5,6 @@
 //! https`, routes with `protocols: [https]`). Protocol upgrades
 //! (WebSocket) are not tunnelled on TLS listeners in this version.
 
-use super::h2::apply_edge;
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
 use http::{Request, Response};
@@ -13,50 +12,36 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tollgate_tls::tokio_rustls::TlsAcceptor;
 
-/// Accepts TLS clients on `listener` until `shutdown`, then drains as the
-/// plain listener does.
-pub async fn serve<H, F>(
-    listener: TcpListener,
+/// Runs the handshake on an accepted connection (bounded like a request
+/// head, against slow clients), then serves it.
+pub(super) async fn serve_connection<H, F>(
     acceptor: TlsAcceptor,
+    stream: TcpStream,
     worker: Arc<Worker>,
+    conn: Arc<ConnInfo>,
     handler: H,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
 {
-    while let Some((stream, conn)) =
-        crate::server::accept(&listener, &worker, &mut shutdown, true).await
-    {
-        let (acceptor, worker, handler, shutdown) = (
-            acceptor.clone(),
-            worker.clone(),
-            handler.clone(),
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            // The handshake is bounded like a request head (slow clients).
-            let limit = worker.shared.options.client_header_timeout;
-            let tls = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(client = %conn.client, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
-            serve_connection(tls, worker, conn, handler, shutdown).await;
-        });
-    }
-    drop(listener);
-    super::drain(&worker).await;
+    let limit = worker.shared.options.client_header_timeout;
+    let tls = match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(client = %conn.client, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    serve_http(tls, worker, conn, handler, shutdown).await;
 }
 
-async fn serve_connection<H, F, S>(
+async fn serve_http<H, F, S>(
     stream: S,
     worker: Arc<Worker>,
     conn: Arc<ConnInfo>,
@@ -83,15 +68,7 @@ async fn serve_connection<H, F, S>(
         .max_local_error_reset_streams(256)
         .keep_alive_interval(None);
     let client = conn.client;
-    let w = worker.clone();
-    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let answer = handler(w.clone(), conn.clone(), req.map(ProxyBody::incoming));
-        async move {
-            let Ok(mut resp) = answer.await;
-            apply_edge(&mut resp);
-            Ok::<_, Infallible>(resp)
-        }
-    });
+    let svc = super::h2::service(handler, worker.clone(), conn);
     let connection = builder.serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(connection);
     let res = tokio::select! {

@@ -8,3 +8,4 @@ pub mod client;
 pub mod gateway;
 pub mod redis;
 pub mod tls;
+pub mod windows;
