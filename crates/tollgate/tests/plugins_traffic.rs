@@ -471,14 +471,14 @@ async fn a_sliding_window_still_counts_part_of_the_previous_window() {
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
-    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
-    support::client::created(
+    support::client::admin_service_with_plugin(
         &c,
-        &format!("{admin}/services/s/plugins"),
+        &admin,
+        &b.url(),
+        "/api",
         "name=rate-limiting&config.second=10&config.window_type=sliding&config.limit_by=ip",
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let url = format!("{}/api/x", gw.url());
     support::windows::assert_sliding_second_of_ten(&c, &url).await;
 }
@@ -489,14 +489,14 @@ async fn the_cluster_policy_counts_on_a_sqlite_node_and_is_refused_db_less() {
     let gw = Gateway::start_sqlite(&[]);
     let c = http1();
     let admin = gw.admin_url();
-    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
-    support::client::created(
+    support::client::admin_service_with_plugin(
         &c,
-        &format!("{admin}/services/s/plugins"),
+        &admin,
+        &b.url(),
+        "/api",
         "name=rate-limiting&config.hour=2&config.policy=cluster&config.limit_by=ip",
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let url = format!("{}/api/x", gw.url());
     let statuses = [
         get(&c, &url, &[]).await.status,

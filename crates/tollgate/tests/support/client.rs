@@ -148,6 +148,21 @@ pub async fn send_json(
 
 /// Creates service `s` (proxying to `backend_url`) and its route `r` on
 /// `path` through the Admin API at `admin`.
+/// A service `s` with a route on `path` (as [`admin_service_with_route`])
+/// and one plugin on the service (an Admin API form), once the proxy
+/// serves them.
+pub async fn admin_service_with_plugin(
+    client: &HttpClient,
+    admin: &str,
+    backend_url: &str,
+    path: &str,
+    plugin_form: &str,
+) {
+    admin_service_with_route(client, admin, backend_url, path).await;
+    created(client, &format!("{admin}/services/s/plugins"), plugin_form).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+}
+
 pub async fn admin_service_with_route(
     client: &HttpClient,
     admin: &str,
