@@ -216,13 +216,19 @@ fn combined(r: &LogRecord, out: &mut String) {
         r.client_ip,
         time_local(r.started_at),
         r.method,
-        r.uri,
+        target(&r.uri),
         version(r.version),
         r.status,
         r.bytes_sent,
         hv(&r.referer).replace('"', "\\x22"),
         hv(&r.user_agent).replace('"', "\\x22"),
     );
+}
+
+/// The request target as the client wrote it on HTTP/1 (`/a?b=1`), also
+/// for HTTP/2 requests whose URI carries the scheme and authority.
+fn target(uri: &Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
 fn json(r: &LogRecord, out: &mut String) {
@@ -236,7 +242,7 @@ fn json(r: &LogRecord, out: &mut String) {
         "started_at": started,
         "request": {
             "method": r.method.as_str(),
-            "uri": r.uri.to_string(),
+            "uri": target(&r.uri),
             "protocol": version(r.version),
             "id": r.request_id.to_str().unwrap_or(""),
             "headers": {
@@ -323,6 +329,14 @@ mod tests {
             s,
             "127.0.0.1 - - [28/Nov/2026:00:00:00 +0000] \"GET /a?b=1 HTTP/1.1\" 200 12 \"-\" \"curl/8\"\n"
         );
+        // HTTP/2 requests carry scheme and authority in the URI: the
+        // line shows the target, as nginx logs `$request`.
+        let mut h2 = record();
+        h2.uri = Uri::from_static("https://example.test:8443/a?b=1");
+        h2.version = Version::HTTP_2;
+        let mut s = String::new();
+        combined(&h2, &mut s);
+        assert!(s.contains("\"GET /a?b=1 HTTP/2.0\""), "{s}");
     }
 
     #[test]

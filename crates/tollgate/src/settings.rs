@@ -288,7 +288,10 @@ impl Settings {
             }
         };
         Ok(Settings {
-            proxy_listen: parse_listen(&get("proxy_listen", "0.0.0.0:8000"))?,
+            proxy_listen: parse_listen(&get(
+                "proxy_listen",
+                "0.0.0.0:8000, 0.0.0.0:8443 http2 ssl",
+            ))?,
             admin_listen: parse_listen(&get("admin_listen", "127.0.0.1:8001"))?,
             status_listen: parse_listen(&get("status_listen", "127.0.0.1:8007"))?,
             database,
@@ -429,6 +432,9 @@ mod tests {
     fn defaults_follow_kong() {
         let s = Settings::load(None, env(&[])).unwrap();
         assert_eq!(s.proxy_listen[0].addr, "0.0.0.0:8000".parse().unwrap());
+        assert!(!s.proxy_listen[0].ssl);
+        assert_eq!(s.proxy_listen[1].addr, "0.0.0.0:8443".parse().unwrap());
+        assert!(s.proxy_listen[1].ssl);
         assert_eq!(s.admin_listen[0].addr, "127.0.0.1:8001".parse().unwrap());
         assert_eq!(s.status_listen[0].addr, "127.0.0.1:8007".parse().unwrap());
         assert_eq!(s.prefix, PathBuf::from("./tollgate"));
