@@ -246,7 +246,7 @@ CPU_MODEL=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
   echo
   echo "Tollgate idle RSS: ${IDLE_RSS} KiB (target ≤ 15 MB); with 10,000 routes loaded: ${ROUTES_RSS} KiB."
   echo "Tollgate's mimalloc runs without transparent huge pages (.cargo/config.toml): with them an idle node"
-  echo "held ~15.3 MB instead of ~7.8 MB, and A/B runs on this VM gave it 3–5 % more requests/s;"
+  echo "held ~15.3 MB instead of ~7.8 MB; in 3 of 4 A/B runs on this VM they gave 3–5 % more requests/s (the 4th: 2 % fewer);"
   echo '`MIMALLOC_ALLOW_THP=1` turns them back on at run time.'
   echo
   echo "All rounds (name|req/s|p50 ms|p99 ms|CPU µs/req|RSS KiB):"
