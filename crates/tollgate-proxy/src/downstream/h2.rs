@@ -139,32 +139,60 @@ where
     })
 }
 
-/// Serves an h2c connection until it ends; on shutdown, stops taking new
-/// streams and lets the open ones finish.
+/// Serves an h2c connection (the bytes read while sniffing the preface
+/// come first) until it ends.
 pub async fn serve<H, F>(
     stream: TcpStream,
     early: BytesMut,
     worker: Arc<Worker>,
     conn: Arc<ConnInfo>,
     handler: H,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) where
     H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
 {
+    let io = Replay { early, stream };
+    serve_hyper(io, true, worker, conn, handler, shutdown).await;
+}
+
+/// Serves one connection with hyper's server: HTTP/2 only (h2c with prior
+/// knowledge), or HTTP/1.1 and HTTP/2 (TLS connections, as ALPN chose),
+/// with the node's limits, until it ends; on shutdown, stops taking new
+/// streams and lets the open ones finish.
+pub(super) async fn serve_hyper<I, H, F>(
+    io: I,
+    http2_only: bool,
+    worker: Arc<Worker>,
+    conn: Arc<ConnInfo>,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+{
     let o = &worker.shared.options;
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(o.client_header_timeout)
+        .max_buf_size(o.max_header_size.max(8192));
+    builder
+        .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(o.h2_max_concurrent_streams)
         .max_header_list_size(o.max_header_size as u32)
         .max_pending_accept_reset_streams(64)
         .max_local_error_reset_streams(256)
         .keep_alive_interval(None);
+    if http2_only {
+        builder = builder.http2_only();
+    }
     let client = conn.client;
     let svc = service(handler, worker.clone(), conn);
-    let io = TokioIo::new(Replay { early, stream });
-    let connection = builder.serve_connection(io, svc);
+    let connection = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(connection);
     let res = tokio::select! {
         res = connection.as_mut() => res,
@@ -174,6 +202,6 @@ pub async fn serve<H, F>(
         }
     };
     if let Err(e) = res {
-        tracing::debug!(%client, "h2 connection ended: {e}");
+        tracing::debug!(%client, "connection ended: {e}");
     }
 }

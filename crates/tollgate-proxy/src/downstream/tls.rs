@@ -8,7 +8,6 @@
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
 use http::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -38,47 +37,5 @@ pub(super) async fn serve_connection<H, F>(
         }
         Err(_) => return,
     };
-    serve_http(tls, worker, conn, handler, shutdown).await;
-}
-
-async fn serve_http<H, F, S>(
-    stream: S,
-    worker: Arc<Worker>,
-    conn: Arc<ConnInfo>,
-    handler: H,
-    mut shutdown: watch::Receiver<bool>,
-) where
-    H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let o = &worker.shared.options;
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(o.client_header_timeout)
-        .max_buf_size(o.max_header_size.max(8192));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(o.h2_max_concurrent_streams)
-        .max_header_list_size(o.max_header_size as u32)
-        .max_pending_accept_reset_streams(64)
-        .max_local_error_reset_streams(256)
-        .keep_alive_interval(None);
-    let client = conn.client;
-    let svc = super::h2::service(handler, worker.clone(), conn);
-    let connection = builder.serve_connection(TokioIo::new(stream), svc);
-    tokio::pin!(connection);
-    let res = tokio::select! {
-        res = connection.as_mut() => res,
-        _ = shutdown.changed() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(e) = res {
-        tracing::debug!(%client, "TLS connection ended: {e}");
-    }
+    super::h2::serve_hyper(tls, false, worker, conn, handler, shutdown).await;
 }
