@@ -14,17 +14,17 @@ use support::gateway::Gateway;
 use support::redis::Redis;
 
 fn config(backend: &str, redis_port: u16, fault_tolerant: bool) -> String {
-    config_with(backend, redis_port, fault_tolerant, "minute: 60")
+    config_with(backend, fault_tolerant, "minute: 60", &redis_at(redis_port))
 }
 
-/// A route `/api` limited by IP on Redis, with `settings` (YAML flow
-/// mapping entries) for the windows and the rest.
-fn config_with(backend: &str, redis_port: u16, fault_tolerant: bool, settings: &str) -> String {
-    let settings = settings
-        .trim_matches(['{', '}'])
-        .split(", ")
-        .collect::<Vec<_>>()
-        .join("\n      ");
+/// The `redis` settings of a plain-TCP Redis on `port`.
+fn redis_at(port: u16) -> String {
+    format!("host: 127.0.0.1, port: {port}, timeout: 500")
+}
+
+/// A route `/api` limited by IP on Redis: `settings` (YAML flow mapping
+/// entries) for the windows and the rest, `redis` for the connection.
+fn config_with(backend: &str, fault_tolerant: bool, settings: &str, redis: &str) -> String {
     format!(
         r#"_format_version: "3.0"
 services:
@@ -33,12 +33,7 @@ services:
   routes: [{{name: r, paths: [/api]}}]
   plugins:
   - name: rate-limiting
-    config:
-      {settings}
-      limit_by: ip
-      policy: redis
-      fault_tolerant: {fault_tolerant}
-      redis: {{host: 127.0.0.1, port: {redis_port}, timeout: 500}}
+    config: {{{settings}, limit_by: ip, policy: redis, fault_tolerant: {fault_tolerant}, redis: {{{redis}}}}}
 "#
     )
 }
@@ -143,7 +138,12 @@ async fn a_redis_crash_is_let_through_or_refused_by_fault_tolerant_until_redis_i
 async fn batched_nodes_decide_locally_and_learn_each_others_counts_at_each_sync() {
     let b = Backend::start("b").await;
     let redis = Redis::start();
-    let cfg = config_with(&b.url(), redis.port, true, "{minute: 20, sync_rate: 0.05}");
+    let cfg = config_with(
+        &b.url(),
+        true,
+        "minute: 20, sync_rate: 0.05",
+        &redis_at(redis.port),
+    );
     let (one, two) = (Gateway::start(&cfg, &[]), Gateway::start(&cfg, &[]));
     early_in_a_minute().await;
     let c = http1();
@@ -172,7 +172,12 @@ async fn batched_nodes_decide_locally_and_learn_each_others_counts_at_each_sync(
 async fn batched_overshoot_is_bounded_by_what_the_nodes_admit_between_syncs() {
     let b = Backend::start("b").await;
     let redis = Redis::start();
-    let cfg = config_with(&b.url(), redis.port, true, "{minute: 100, sync_rate: 0.05}");
+    let cfg = config_with(
+        &b.url(),
+        true,
+        "minute: 100, sync_rate: 0.05",
+        &redis_at(redis.port),
+    );
     let (one, two) = (Gateway::start(&cfg, &[]), Gateway::start(&cfg, &[]));
     early_in_a_minute().await;
     let c = http1();
@@ -200,7 +205,12 @@ async fn batched_overshoot_is_bounded_by_what_the_nodes_admit_between_syncs() {
 async fn batched_nodes_go_on_deciding_locally_while_redis_is_down() {
     let b = Backend::start("b").await;
     let mut redis = Redis::start();
-    let cfg = config_with(&b.url(), redis.port, true, "{minute: 5, sync_rate: 0.05}");
+    let cfg = config_with(
+        &b.url(),
+        true,
+        "minute: 5, sync_rate: 0.05",
+        &redis_at(redis.port),
+    );
     let gw = Gateway::start(&cfg, &[]);
     early_in_a_minute().await;
     let c = http1();
@@ -234,9 +244,9 @@ async fn a_sliding_window_on_redis_still_counts_part_of_the_previous_window() {
     let redis = Redis::start();
     let cfg = config_with(
         &b.url(),
-        redis.port,
         false,
-        "{second: 10, window_type: sliding}",
+        "second: 10, window_type: sliding",
+        &redis_at(redis.port),
     );
     let gw = Gateway::start(&cfg, &[]);
     let c = http1();
@@ -252,24 +262,11 @@ async fn redis_over_tls_is_verified_against_the_trusted_authorities_when_asked()
     let redis = Redis::start_tls(&pki);
     let ca = pki.ca_file.to_str().unwrap();
     let tls = |verify: bool| {
-        format!(
-            r#"_format_version: "3.0"
-services:
-- name: s
-  url: {backend}
-  routes: [{{name: r, paths: [/api]}}]
-  plugins:
-  - name: rate-limiting
-    config:
-      minute: 3
-      limit_by: ip
-      policy: redis
-      fault_tolerant: false
-      redis: {{host: 127.0.0.1, port: {port}, ssl: true, ssl_verify: {verify}, server_name: localhost}}
-"#,
-            backend = b.url(),
-            port = redis.port
-        )
+        let redis = format!(
+            "host: 127.0.0.1, port: {}, ssl: true, ssl_verify: {verify}, server_name: localhost",
+            redis.port
+        );
+        config_with(&b.url(), false, "minute: 3", &redis)
     };
     let c = http1();
     // Verification off (Kong's default): any certificate will do.
