@@ -55,8 +55,9 @@ pub fn control_plane(
     env: PluginEnv,
     certs: Option<Arc<tollgate_tls::server::CertResolver>>,
 ) -> anyhow::Result<Arc<ControlPlane>> {
+    let parsed = crate::certs::ParsedCertificates::default();
     let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
-        let sni = certs.as_ref().map(|_| crate::certs::sni_table(&config));
+        let sni = certs.as_ref().map(|_| parsed.sni_table(&config));
         let snap = Snapshot::compile(config, &env).map_err(|e| e.to_string())?;
         let (handle, certs) = (handle.clone(), certs.clone());
         Ok(Box::new(move || {
