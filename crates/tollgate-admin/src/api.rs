@@ -821,10 +821,12 @@ fn check_key_pairs(kind: Kind, doc: &Map<String, Value>) -> Result<(), AdminErro
             continue;
         }
         if let Err(e) = tollgate_tls::server::certified_key(c, k) {
-            let text = e.to_string();
-            let (field, message) = match text.strip_prefix("certificate: cert: ") {
-                Some(m) => (cert, m),
-                None => (key, text.trim_start_matches("certificate: key: ")),
+            let (field, message) = match e {
+                tollgate_tls::TlsError::Pair { part, reason } => match part {
+                    tollgate_tls::PairPart::Cert => (cert, reason),
+                    tollgate_tls::PairPart::Key => (key, reason),
+                },
+                other => (key, other.to_string()),
             };
             let mut f = Map::new();
             f.insert(field.into(), json!(message));

@@ -39,6 +39,14 @@ pub enum TlsError {
     /// A certificate or key that cannot be served.
     #[error("certificate: {0}")]
     Certificate(String),
+    /// A certificate/key pair that cannot be served, by the part at fault.
+    #[error("certificate: {part}: {reason}")]
+    Pair {
+        /// Which PEM is at fault: the certificate or the key.
+        part: PairPart,
+        /// Why.
+        reason: String,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
@@ -53,6 +61,24 @@ pub enum TlsError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+/// The half of a certificate/key pair an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairPart {
+    /// The certificate (chain).
+    Cert,
+    /// The private key (unreadable, or not the certificate's).
+    Key,
+}
+
+impl std::fmt::Display for PairPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PairPart::Cert => "cert",
+            PairPart::Key => "key",
+        })
+    }
 }
 
 /// What to trust, parsed from `lua_ssl_trusted_certificate`.

@@ -20,20 +20,21 @@ use crate::TlsError;
 
 /// A certificate chain and its private key, ready to serve.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>, TlsError> {
-    let bad = |what: &str, e: String| TlsError::Certificate(format!("{what}: {e}"));
+    use crate::PairPart::{Cert, Key};
+    let bad = |part, reason: String| TlsError::Pair { part, reason };
     let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad("cert", e.to_string()))?;
+        .map_err(|e| bad(Cert, e.to_string()))?;
     if certs.is_empty() {
-        return Err(bad("cert", "no PEM certificate".into()));
+        return Err(bad(Cert, "no PEM certificate".into()));
     }
     let key =
-        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad("key", e.to_string()))?;
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad(Key, e.to_string()))?;
     let signing = rustls::crypto::ring::sign::any_supported_type(&key)
-        .map_err(|e| bad("key", e.to_string()))?;
+        .map_err(|e| bad(Key, e.to_string()))?;
     let ck = CertifiedKey::new(certs, signing);
     ck.keys_match()
-        .map_err(|e| bad("key", format!("does not match the certificate ({e})")))?;
+        .map_err(|e| bad(Key, format!("does not match the certificate ({e})")))?;
     Ok(Arc::new(ck))
 }
 
