@@ -404,3 +404,58 @@ async fn a_key_with_a_ttl_stops_working_when_it_expires() {
         401
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_on_preflight_false_lets_options_requests_through_key_auth_and_jwt() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        r#"_format_version: "3.0"
+services:
+- name: s
+  url: {u}
+  routes:
+  - name: key-default
+    paths: [/key-default]
+    plugins: [{{name: key-auth}}]
+  - name: key-open
+    paths: [/key-open]
+    plugins: [{{name: key-auth, config: {{run_on_preflight: false}}}}]
+  - name: jwt-open
+    paths: [/jwt-open]
+    plugins: [{{name: jwt, config: {{run_on_preflight: false}}}}]
+"#,
+        u = b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let c = http1();
+    let preflight = |path: &'static str| {
+        let (c, url) = (c.clone(), format!("{}{path}", gw.url()));
+        async move {
+            support::client::send(
+                &c,
+                "OPTIONS",
+                &url,
+                None,
+                &[
+                    ("origin", "https://app.example"),
+                    ("access-control-request-method", "POST"),
+                ],
+            )
+            .await
+            .status
+        }
+    };
+    // Kong's default: preflights must authenticate too.
+    assert_eq!(preflight("/key-default").await, 401);
+    assert_eq!(preflight("/key-open").await, 200);
+    assert_eq!(preflight("/jwt-open").await, 200);
+    // Other methods still need credentials.
+    assert_eq!(
+        get(&c, &format!("{}/key-open", gw.url()), &[]).await.status,
+        401
+    );
+    assert_eq!(
+        get(&c, &format!("{}/jwt-open", gw.url()), &[]).await.status,
+        401
+    );
+}
