@@ -22,6 +22,7 @@ pub struct AdminApi {
     token: Option<String>,
     node_id: Uuid,
     database: &'static str,
+    health: Arc<dyn crate::TargetHealth>,
 }
 
 type Reply = Result<(StatusCode, Value), AdminError>;
@@ -227,13 +228,80 @@ impl AdminApi {
         cp: Arc<ControlPlane>,
         token: Option<String>,
         database: &'static str,
+        health: Arc<dyn crate::TargetHealth>,
     ) -> Arc<AdminApi> {
         Arc::new(AdminApi {
             cp,
             token,
             node_id: Uuid::new_v4(),
             database,
+            health,
         })
+    }
+
+    /// `GET /upstreams/{u}/health`: each target with its live health; with
+    /// `balancer_health=1`, the upstream's own health instead.
+    fn upstream_health(&self, u: &str, query: &[(String, String)]) -> Reply {
+        let up = self
+            .cp
+            .find(Kind::Upstreams, u, None)
+            .ok_or(AdminError::NotFound)?;
+        let targets = self.cp.children(Kind::Targets, "upstream", up.id);
+        let mut data = Vec::with_capacity(targets.len());
+        let (mut total, mut healthy) = (0u64, 0u64);
+        for e in targets {
+            let mut b = e.body;
+            let key = b
+                .get("target")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let weight = b.get("weight").and_then(Value::as_u64).unwrap_or(0);
+            let health = self.health.health(up.id, &key);
+            total += weight;
+            if health != "UNHEALTHY" {
+                healthy += weight;
+            }
+            b.insert("health".into(), json!(health));
+            data.push(Value::Object(b));
+        }
+        let balancer = query
+            .iter()
+            .any(|(k, v)| k == "balancer_health" && (v == "1" || v == "true"));
+        if balancer {
+            let threshold = up
+                .body
+                .get("healthchecks")
+                .and_then(|h| h.get("threshold"))
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            let percent = if total == 0 {
+                0.0
+            } else {
+                healthy as f64 * 100.0 / total as f64
+            };
+            let health = if total > 0 && percent >= threshold && healthy > 0 {
+                "HEALTHY"
+            } else {
+                "UNHEALTHY"
+            };
+            return Ok((
+                StatusCode::OK,
+                json!({
+                    "data": {
+                        "id": up.id,
+                        "health": health,
+                        "details": {"total_weight": total, "healthy_weight": healthy},
+                    },
+                    "next": null,
+                    "node_id": self.node_id,
+                }),
+            ));
+        }
+        Ok((
+            StatusCode::OK,
+            json!({ "data": data, "next": null, "node_id": self.node_id }),
+        ))
     }
 
     /// Serves one request.
@@ -306,25 +374,30 @@ impl AdminApi {
                 Ok((StatusCode::OK, json!({ "enabled_plugins": names })))
             }
             (["tags", tag], &Method::GET) => Ok((StatusCode::OK, self.tags(tag))),
-            (["upstreams", u, "health"], &Method::GET) => {
+            (["upstreams", u, "health"], &Method::GET) => self.upstream_health(u, &query),
+            (["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")], &Method::PUT)
+            | (
+                ["upstreams", u, "targets", t, _, verdict @ ("healthy" | "unhealthy")],
+                &Method::PUT,
+            ) => {
                 let up = self
                     .cp
                     .find(Kind::Upstreams, u, None)
                     .ok_or(AdminError::NotFound)?;
-                let data: Vec<Value> = self
+                let target = self
                     .cp
-                    .children(Kind::Targets, "upstream", up.id)
-                    .into_iter()
-                    .map(|e| {
-                        let mut b = e.body;
-                        b.insert("health".into(), json!("HEALTHCHECKS_OFF"));
-                        Value::Object(b)
-                    })
-                    .collect();
-                Ok((
-                    StatusCode::OK,
-                    json!({ "data": data, "next": null, "node_id": self.node_id }),
-                ))
+                    .find(Kind::Targets, t, Some(("upstream", up.id)))
+                    .ok_or(AdminError::NotFound)?;
+                let key = target
+                    .body
+                    .get("target")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if self.health.set_health(up.id, key, *verdict == "healthy") {
+                    Ok((StatusCode::NO_CONTENT, Value::Null))
+                } else {
+                    Err(AdminError::NotFound)
+                }
             }
             (["schemas", "plugins", "validate"], &Method::POST) => {
                 self.validate_only(Kind::Plugins, ct, &body)

@@ -3,7 +3,8 @@
 
 use serde_json::{json, Map, Value};
 use tollgate_model::{
-    Algorithm, Config, CredentialKind, Protocol, Route, Service, Target, Upstream,
+    Config, CredentialKind, HashOn, Healthchecks, ProbeKind, Protocol, Route, Service, Target,
+    Upstream,
 };
 use uuid::Uuid;
 
@@ -368,16 +369,70 @@ pub fn upstream_json(u: &Upstream) -> Map<String, Value> {
     let mut m = Kind::Upstreams.defaults();
     m.insert("id".into(), json!(u.id));
     m.insert("name".into(), json!(u.name));
-    let alg = match u.algorithm {
-        Algorithm::RoundRobin => "round-robin",
-        Algorithm::ConsistentHashing => "consistent-hashing",
-        Algorithm::LeastConnections => "least-connections",
-        Algorithm::Latency => "latency",
-    };
-    m.insert("algorithm".into(), json!(alg));
+    m.insert("algorithm".into(), json!(u.algorithm.as_str()));
+    for (of, spec) in [("hash_on", &u.hash_on), ("hash_fallback", &u.hash_fallback)] {
+        let (name, field) = match spec {
+            HashOn::None => ("none", None),
+            HashOn::Consumer => ("consumer", None),
+            HashOn::Ip => ("ip", None),
+            HashOn::Path => ("path", None),
+            HashOn::Header(h) => ("header", Some(("header", h))),
+            HashOn::Cookie { name, path } => {
+                m.insert("hash_on_cookie_path".into(), json!(path));
+                ("cookie", Some(("cookie", name)))
+            }
+            HashOn::QueryArg(a) => ("query_arg", Some(("query_arg", a))),
+            HashOn::UriCapture(c) => ("uri_capture", Some(("uri_capture", c))),
+        };
+        m.insert(of.into(), json!(name));
+        if let Some((suffix, value)) = field {
+            m.insert(format!("{of}_{suffix}"), json!(value));
+        }
+    }
+    m.insert("slots".into(), json!(u.slots));
+    m.insert("healthchecks".into(), healthchecks_json(&u.healthchecks));
     m.insert("host_header".into(), json!(u.host_header));
     m.insert("tags".into(), tags(&u.tags));
     m
+}
+
+fn healthchecks_json(h: &Healthchecks) -> Value {
+    let (a, p) = (&h.active, &h.passive);
+    let kind = |k: ProbeKind| match k {
+        ProbeKind::Tcp => "tcp",
+        ProbeKind::Http => "http",
+        ProbeKind::Https => "https",
+    };
+    let headers: Option<Map<String, Value>> = (!a.headers.is_empty()).then(|| {
+        a.headers
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect()
+    });
+    let mut out = json!({
+        "threshold": h.threshold,
+        "active": {
+            "type": kind(a.kind), "timeout": a.timeout, "concurrency": a.concurrency,
+            "http_path": a.http_path, "https_sni": a.https_sni,
+            "https_verify_certificate": a.https_verify_certificate, "headers": headers,
+            "healthy": {"interval": a.healthy.interval, "http_statuses": a.healthy.http_statuses,
+                        "successes": a.healthy.successes},
+            "unhealthy": {"interval": a.unhealthy.interval, "http_statuses": a.unhealthy.http_statuses,
+                          "tcp_failures": a.unhealthy.tcp_failures, "timeouts": a.unhealthy.timeouts,
+                          "http_failures": a.unhealthy.http_failures},
+        },
+        "passive": {
+            "type": if p.healthy_statuses.is_empty() && p.unhealthy_statuses.is_empty() { "tcp" } else { "http" },
+            "healthy": {"http_statuses": p.healthy_statuses, "successes": p.successes},
+            "unhealthy": {"http_statuses": p.unhealthy_statuses, "tcp_failures": p.tcp_failures,
+                          "timeouts": p.timeouts, "http_failures": p.http_failures},
+        },
+    });
+    // The Tollgate extension is shown only when set, so Kong's view stays Kong's.
+    if p.cooldown != tollgate_model::DEFAULT_COOLDOWN {
+        out["passive"]["unhealthy"]["cooldown"] = json!(p.cooldown);
+    }
+    out
 }
 
 /// Renders a validated target as Kong shows it.

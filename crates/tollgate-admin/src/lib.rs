@@ -10,6 +10,7 @@
 pub mod api;
 pub mod decode;
 pub mod error;
+pub mod health;
 pub mod kinds;
 mod password;
 mod schemas;
@@ -17,5 +18,6 @@ pub mod schemas_api;
 pub mod state;
 
 pub use api::AdminApi;
+pub use health::TargetHealth;
 pub use schemas::{DbLessPluginRegistry, PluginRegistry};
 pub use state::ControlPlane;

@@ -1,5 +1,6 @@
 //! The validated entities (Kong's field names and defaults).
 
+use crate::balancing::{Algorithm, HashOn, Healthchecks};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -182,25 +183,20 @@ pub struct Upstream {
     pub name: String,
     /// Balancing algorithm (default round-robin).
     pub algorithm: Algorithm,
+    /// What consistent hashing hashes on.
+    pub hash_on: HashOn,
+    /// What it hashes on when `hash_on` gives nothing.
+    pub hash_fallback: HashOn,
+    /// Ring size for consistent hashing (Kong's `slots`, default 10000).
+    pub slots: u32,
+    /// Health checking.
+    pub healthchecks: Healthchecks,
     /// Host header to send to targets instead of the target's host.
     pub host_header: Option<String>,
     /// The targets.
     pub targets: Vec<Target>,
     /// Free-form tags.
     pub tags: Vec<String>,
-}
-
-/// A balancing algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    /// Weighted round-robin (Kong's default).
-    RoundRobin,
-    /// Consistent hashing.
-    ConsistentHashing,
-    /// Least connections.
-    LeastConnections,
-    /// Latency (EWMA).
-    Latency,
 }
 
 /// One backend of an upstream (Kong's Target entity).

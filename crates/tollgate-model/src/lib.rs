@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod balancing;
 pub mod declarative;
 mod entities;
 mod error;
 pub mod form;
 
+pub use balancing::*;
 pub use entities::*;
 pub use error::{ConfigError, FieldPath, Issue, PathSegment};

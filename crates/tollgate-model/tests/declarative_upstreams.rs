@@ -82,7 +82,7 @@ upstreams:
 _format_version: "3.0"
 upstreams:
   - name: u
-    algorithm: random
+    algorithm: fastest
     hash_on: cookie
     slots: 5
     healthchecks: {activ: {}}
@@ -94,6 +94,77 @@ upstreams:
     has_line(&e, "kong.yml: upstreams[0] (name \"u\").hash_on_cookie: required field missing when 'hash_on' is 'cookie'");
     has_line(&e, "kong.yml: upstreams[0] (name \"u\").slots: value should be between 10 and 65536, got integer 5");
     has_line(&e, "kong.yml: upstreams[0] (name \"u\").healthchecks: unknown field 'activ' (did you mean 'active'?)");
+}
+
+#[test]
+fn healthchecks_take_kongs_defaults_and_check_every_field() {
+    let c = ok(r#"
+_format_version: "3.0"
+upstreams:
+  - name: plain
+  - name: checked
+    algorithm: random
+    healthchecks:
+      active:
+        type: tcp
+        timeout: 0.5
+        healthy: {interval: 2, successes: 1}
+        unhealthy: {interval: 1, tcp_failures: 2}
+      passive:
+        unhealthy: {http_statuses: [502], http_failures: 3, cooldown: 5}
+"#);
+    let d = &c.upstreams[0].healthchecks;
+    assert!(!d.any_on());
+    assert_eq!(d.active.http_path, "/");
+    assert_eq!(d.passive.unhealthy_statuses, vec![429, 500, 503]);
+    let h = &c.upstreams[1].healthchecks;
+    assert_eq!(c.upstreams[1].algorithm, Algorithm::Random);
+    assert_eq!(h.active.kind, tollgate_model::ProbeKind::Tcp);
+    assert_eq!(h.active.timeout, 0.5);
+    assert_eq!(h.active.unhealthy.tcp_failures, 2);
+    assert_eq!(h.passive.unhealthy_statuses, vec![502]);
+    assert_eq!(h.passive.http_failures, 3);
+    assert_eq!(h.passive.cooldown, 5.0);
+    assert!(h.active_on() && h.passive_on());
+
+    let e = err(r#"
+_format_version: "3.0"
+upstreams:
+  - name: u
+    healthchecks:
+      active:
+        type: udp
+        concurrency: 0
+        healthy: {interval: -1, http_statuses: [200, 42]}
+        unhealthy: {tcp_failures: 300}
+      passive:
+        unhealthy: {timeout: 3}
+"#);
+    let at = "kong.yml: upstreams[0] (name \"u\").healthchecks";
+    has_line(
+        &e,
+        &format!("{at}.active.type: expected one of: tcp, http, https, grpc, grpcs, got \"udp\""),
+    );
+    has_line(
+        &e,
+        &format!("{at}.active.concurrency: value should be between 1 and"),
+    );
+    has_line(
+        &e,
+        &format!("{at}.active.healthy.interval: value should be between 0 and 65535"),
+    );
+    has_line(
+        &e,
+        &format!("{at}.active.healthy.http_statuses[1]: expected an integer between 100 and 999"),
+    );
+    has_line(
+        &e,
+        &format!("{at}.active.unhealthy.tcp_failures: value should be between 0 and 255"),
+    );
+    has_line(
+        &e,
+        &format!("{at}.passive.unhealthy: unknown field 'timeout' (did you mean 'timeouts'?)"),
+    );
 }
 
 #[test]

@@ -435,7 +435,33 @@ async fn proxy(
     }
 
     let proxy_latency = start.elapsed();
-    let pick = service.pick();
+    let balancer = &service.balancer;
+    let key = if balancer.algorithm() == tollgate_model::Algorithm::ConsistentHashing {
+        let options = &worker.shared.options;
+        let client_ip = conn
+            .trusted
+            .then(|| {
+                options
+                    .real_ip
+                    .resolve(&parts.headers, &options.trusted_ips)
+            })
+            .flatten()
+            .unwrap_or_else(|| conn.client.ip());
+        let (on, fallback) = &balancer.hash_on;
+        crate::balancer::hash::key(
+            on,
+            fallback,
+            &crate::balancer::hash::HashInput {
+                headers: &parts.headers,
+                uri: &client_uri,
+                client_ip,
+                consumer: identity.as_ref().map(|i| i.consumer.id),
+                captures: m.uri_captures.as_ref().map_or(&[], |c| &c.named[..]),
+            },
+        )
+    } else {
+        crate::balancer::hash::HashKey::default()
+    };
     let answer = upstream::send(
         &worker.pool,
         service,
@@ -447,7 +473,7 @@ async fn proxy(
             raw_head: entry.raw_answers && !upgrade && client_version <= Version::HTTP_11,
         },
         up_body,
-        pick,
+        key.hash,
     )
     .await
     .map_err(|e| (e, trail.clone()))?;
@@ -474,6 +500,10 @@ async fn proxy(
     let (mut parts, body) = response.into_parts();
     // The backend's hop-by-hop headers were left out when its head was parsed.
     let h = &mut parts.headers;
+    let mut plugin_headers = plugin_headers;
+    if let Some(cookie) = key.set_cookie {
+        plugin_headers.push((header::SET_COOKIE, cookie));
+    }
     // Answers no plugin edits take the plugins' headers at the edge (no
     // header map is built for them); others get them in the map, where the
     // header_filter phase sees them.

@@ -9,6 +9,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod access_log;
+pub mod balancer;
 pub mod body;
 pub mod chunked;
 pub mod context;

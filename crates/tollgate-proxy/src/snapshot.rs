@@ -4,34 +4,19 @@
 //! [`tollgate_model::Config`] and swapped in atomically ([`SnapshotHandle`]);
 //! a request keeps the snapshot it started with until it ends.
 
+use crate::balancer::registry::{Registry, UpstreamShared};
+use crate::balancer::state::Thresholds;
+use crate::balancer::{target_key, Balancer, BalancerSpec, Passive, StatusSet, TargetEntry};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_model::{Config, Protocol, Route, Service};
+use tollgate_model::{Config, Protocol, Route, Service, Upstream};
 use tollgate_plugins::runtime::{Directory, Plugin, PluginEnv};
 use tollgate_router::{Router, RouterError};
 use uuid::Uuid;
-
-/// One backend address a service can send to.
-#[derive(Debug)]
-pub struct TargetEntry {
-    /// Pool key: `host:port`.
-    pub key: Arc<str>,
-    /// Host to connect to (name or IP).
-    pub host: Arc<str>,
-    /// Port to connect to.
-    pub port: u16,
-    /// Pre-parsed address when `host` is an IP literal (no DNS lookup).
-    pub addr: Option<SocketAddr>,
-    /// `Host` header sent upstream when the route does not preserve the client's.
-    pub host_header: HeaderValue,
-    /// Balancing weight (> 0).
-    pub weight: u32,
-}
 
 /// A service with its backends resolved.
 #[derive(Debug)]
@@ -44,38 +29,10 @@ pub struct ServiceEntry {
     pub read_timeout: Duration,
     /// Write timeout (a write to the backend pending this long fails).
     pub write_timeout: Duration,
-    /// Retries on connect failure.
+    /// Retries (Kong's `retries`): further tries after a failed one.
     pub retries: u16,
-    targets: Vec<TargetEntry>,
-    /// Smooth weighted round-robin schedule: target indexes in serving order.
-    schedule: Vec<u32>,
-    next: AtomicUsize,
-}
-
-impl ServiceEntry {
-    /// A ticket for choosing a target (round-robin over weights).
-    pub fn pick(&self) -> usize {
-        if self.targets.len() <= 1 {
-            0
-        } else {
-            self.next.fetch_add(1, Ordering::Relaxed)
-        }
-    }
-
-    /// The target for ticket `pick` on try number `attempt` (0 = first); a
-    /// retry moves on to the next target.
-    pub fn target(&self, pick: usize, attempt: usize) -> Option<&TargetEntry> {
-        if self.schedule.is_empty() {
-            return None;
-        }
-        let first = self.schedule[pick % self.schedule.len()] as usize;
-        self.targets.get((first + attempt) % self.targets.len())
-    }
-
-    /// All targets (for tests and status).
-    pub fn targets(&self) -> &[TargetEntry] {
-        &self.targets
-    }
+    /// Its targets and how to choose one.
+    pub balancer: Balancer,
 }
 
 /// One plugin (by name) on a route's chain: the instance for requests in
@@ -337,18 +294,21 @@ fn host_header(
     })
 }
 
-fn target_entry(host: &str, port: u16, weight: u32, header: HeaderValue) -> TargetEntry {
+fn target_entry(
+    host: &str,
+    port: u16,
+    weight: u32,
+    header: HeaderValue,
+    shared: &UpstreamShared,
+) -> TargetEntry {
     let ip = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<std::net::IpAddr>()
         .ok();
-    let key: Arc<str> = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}").into()
-    } else {
-        format!("{host}:{port}").into()
-    };
+    let key = target_key(host, port);
     TargetEntry {
+        state: shared.target(&key),
         key,
         host: host.trim_start_matches('[').trim_end_matches(']').into(),
         port,
@@ -358,7 +318,33 @@ fn target_entry(host: &str, port: u16, weight: u32, header: HeaderValue) -> Targ
     }
 }
 
-fn compile_service(s: &Service, config: &Config) -> Result<ServiceEntry, CompileError> {
+/// The balancer settings of upstream `up`.
+fn balancer_spec(up: &Upstream) -> BalancerSpec {
+    let p = &up.healthchecks.passive;
+    let passive = up.healthchecks.passive_on().then(|| Passive {
+        healthy: StatusSet::new(&p.healthy_statuses),
+        unhealthy: StatusSet::new(&p.unhealthy_statuses),
+        thresholds: Thresholds {
+            successes: p.successes,
+            tcp_failures: p.tcp_failures,
+            timeouts: p.timeouts,
+            http_failures: p.http_failures,
+        },
+    });
+    BalancerSpec {
+        name: up.name.as_str().into(),
+        algorithm: up.algorithm,
+        hash_on: (up.hash_on.clone(), up.hash_fallback.clone()),
+        passive,
+        cooldown_ms: (p.cooldown * 1000.0) as u64,
+    }
+}
+
+fn compile_service(
+    s: &Service,
+    config: &Config,
+    registry: &Registry,
+) -> Result<ServiceEntry, CompileError> {
     let label = s.name.clone().unwrap_or_else(|| s.id.to_string());
     if s.protocol != Protocol::Http {
         // Refused rather than silently sent in clear text to a TLS port.
@@ -368,79 +354,48 @@ fn compile_service(s: &Service, config: &Config) -> Result<ServiceEntry, Compile
         });
     }
     let mut targets = Vec::new();
-    if let Some(up) = config.upstreams.iter().find(|u| u.name == s.host) {
-        if up.algorithm != tollgate_model::Algorithm::RoundRobin {
-            tracing::warn!(
-                upstream = %up.name,
-                "algorithm {:?} is not implemented yet; balancing round-robin",
-                up.algorithm
-            );
-        }
+    let balancer = if let Some(up) = config.upstreams.iter().find(|u| u.name == s.host) {
+        let shared = registry.shared(up);
         for t in up.targets.iter().filter(|t| t.weight > 0) {
             let header = match &up.host_header {
                 Some(h) => host_header(h, s.protocol.default_port(), s.protocol, &label)?,
                 None => host_header(&t.host, t.port, s.protocol, &label)?,
             };
-            targets.push(target_entry(&t.host, t.port, t.weight, header));
+            targets.push(target_entry(&t.host, t.port, t.weight, header, &shared));
         }
+        Balancer::new(balancer_spec(up), targets, shared)
     } else {
+        let shared = Arc::new(UpstreamShared::default());
         let header = host_header(&s.host, s.port, s.protocol, &label)?;
-        targets.push(target_entry(&s.host, s.port, 1, header));
-    }
-    let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
-    let schedule = smooth_schedule(&weights);
+        targets.push(target_entry(&s.host, s.port, 1, header, &shared));
+        let spec = BalancerSpec {
+            name: s.host.as_str().into(),
+            algorithm: tollgate_model::Algorithm::RoundRobin,
+            hash_on: Default::default(),
+            passive: None,
+            cooldown_ms: 0,
+        };
+        Balancer::new(spec, targets, shared)
+    };
     Ok(ServiceEntry {
         service: s.clone(),
         connect_timeout: Duration::from_millis(u64::from(s.connect_timeout)),
         read_timeout: Duration::from_millis(u64::from(s.read_timeout)),
         write_timeout: Duration::from_millis(u64::from(s.write_timeout)),
         retries: s.retries,
-        targets,
-        schedule,
-        next: AtomicUsize::new(0),
+        balancer,
     })
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
-/// nginx's smooth weighted round-robin, unrolled once into a schedule so a
-/// request only does one atomic increment: weights 5,1,1 give a a b a c a a,
-/// never a burst of one target. Weights are reduced by their gcd; the
-/// schedule is capped at 65536 entries.
-fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
-    let g = weights.iter().copied().filter(|w| *w > 0).fold(0, gcd);
-    if g == 0 {
-        return Vec::new();
-    }
-    let w: Vec<i64> = weights.iter().map(|x| i64::from(x / g)).collect();
-    let total: i64 = w.iter().sum();
-    let len = total.min(65_536) as usize;
-    let mut current = vec![0i64; w.len()];
-    let mut out = Vec::with_capacity(len);
-    for _ in 0..len {
-        let mut best = 0;
-        for i in 0..w.len() {
-            current[i] += w[i];
-            if current[i] > current[best] {
-                best = i;
-            }
-        }
-        current[best] -= total;
-        out.push(best as u32);
-    }
-    out
 }
 
 impl Snapshot {
     /// Compiles a validated configuration; plugins get the node's `env`
-    /// (e.g. its OAuth 2.0 tokens, which outlive snapshots).
-    pub fn compile(config: Arc<Config>, env: &PluginEnv) -> Result<Snapshot, CompileError> {
+    /// (e.g. its OAuth 2.0 tokens, which outlive snapshots), balancers the
+    /// live upstream state in `registry`.
+    pub fn compile(
+        config: Arc<Config>,
+        env: &PluginEnv,
+        registry: &Registry,
+    ) -> Result<Snapshot, CompileError> {
         let directory = Directory::build(&config, env);
         let mut instances: HashMap<Uuid, Arc<dyn Plugin>> = HashMap::new();
         let mut not_run = Vec::new();
@@ -464,7 +419,7 @@ impl Snapshot {
         }
         let mut services = std::collections::HashMap::new();
         for s in &config.services {
-            services.insert(s.id, Arc::new(compile_service(s, &config)?));
+            services.insert(s.id, Arc::new(compile_service(s, &config, registry)?));
         }
         let mut routes = Vec::new();
         for r in &config.routes {
@@ -518,15 +473,3 @@ impl Snapshot {
 
 /// The swappable pointer to the current snapshot.
 pub type SnapshotHandle = Arc<ArcSwap<Snapshot>>;
-
-#[cfg(test)]
-mod tests {
-    use super::smooth_schedule;
-
-    #[test]
-    fn smooth_round_robin_interleaves_by_weight() {
-        assert_eq!(smooth_schedule(&[100, 100]), vec![0, 1]);
-        assert_eq!(smooth_schedule(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
-        assert!(smooth_schedule(&[0, 0]).is_empty());
-    }
-}

@@ -80,7 +80,7 @@ fn config_command(settings: &Settings, action: ConfigAction) -> ExitCode {
         eprintln!("tollgate: config db_import/db_export need database = sqlite");
         return ExitCode::FAILURE;
     }
-    let cp = match node::control_plane(settings, None, Default::default(), None) {
+    let cp = match node::control_plane(settings, Default::default()) {
         Ok(cp) => cp,
         Err(e) => {
             eprintln!("tollgate: {e:#}");

@@ -20,6 +20,7 @@ use tollgate_admin::{AdminApi, ControlPlane};
 use tollgate_model::Config;
 use tollgate_plugins::runtime::PluginEnv;
 use tollgate_proxy::access_log::{AccessLog, LogFormat};
+use tollgate_proxy::balancer::registry::Registry;
 use tollgate_proxy::snapshot::Snapshot;
 use tollgate_proxy::trusted::TrustedIps;
 use tollgate_proxy::upstream::pool::{Pool, PoolOptions};
@@ -29,8 +30,12 @@ use tollgate_proxy::{server, status, ProxyContext, ProxyOptions, SnapshotHandle,
 /// when `db_less`).
 pub fn load_snapshot(path: &Path, db_less: bool) -> anyhow::Result<Snapshot> {
     let config = tollgate_model::declarative::load_file_with(path, Some(plugin_schemas(db_less)))?;
-    Snapshot::compile(Arc::new(config), &PluginEnv::default())
-        .with_context(|| path.display().to_string())
+    Snapshot::compile(
+        Arc::new(config),
+        &PluginEnv::default(),
+        &Registry::default(),
+    )
+    .with_context(|| path.display().to_string())
 }
 
 /// The plugin validator for a node with or without a database.
@@ -47,23 +52,39 @@ pub fn database_path(settings: &Settings) -> PathBuf {
     settings.prefix.join("tollgate.db")
 }
 
-/// Opens the control plane for the node's `database` setting; `handle`
-/// receives every accepted configuration, compiled with the plugins' `env`.
-pub fn control_plane(
-    settings: &Settings,
-    handle: Option<SnapshotHandle>,
-    env: PluginEnv,
-    certs: Option<Arc<tollgate_tls::server::CertResolver>>,
-) -> anyhow::Result<Arc<ControlPlane>> {
+/// What a node's data plane is made of, for [`control_plane`].
+#[derive(Default)]
+pub struct DataPlane {
+    /// Receives every accepted configuration, compiled.
+    pub handle: Option<SnapshotHandle>,
+    /// The plugins' node-wide environment.
+    pub env: PluginEnv,
+    /// The TLS listeners' certificates, updated with the configuration.
+    pub certs: Option<Arc<tollgate_tls::server::CertResolver>>,
+    /// Live upstream state (health, load, active checkers).
+    pub upstreams: Arc<Registry>,
+}
+
+/// Opens the control plane for the node's `database` setting; every
+/// accepted configuration is compiled for and published to `plane`.
+pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Arc<ControlPlane>> {
+    let DataPlane {
+        handle,
+        env,
+        certs,
+        upstreams,
+    } = plane;
     let parsed = crate::certs::ParsedCertificates::default();
     let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
         let sni = certs.as_ref().map(|_| parsed.sni_table(&config));
-        let snap = Snapshot::compile(config, &env).map_err(|e| e.to_string())?;
-        let (handle, certs) = (handle.clone(), certs.clone());
+        let snap =
+            Snapshot::compile(config.clone(), &env, &upstreams).map_err(|e| e.to_string())?;
+        let (handle, certs, upstreams) = (handle.clone(), certs.clone(), upstreams.clone());
         Ok(Box::new(move || {
             if let Some(h) = handle {
                 h.store(Arc::new(snap));
             }
+            upstreams.activate(&config);
             if let (Some(c), Some(table)) = (certs, sni) {
                 c.replace(table);
             }
@@ -87,6 +108,20 @@ pub fn control_plane(
         }
     };
     Ok(Arc::new(cp.map_err(|e| anyhow::anyhow!(e))?))
+}
+
+/// The Admin API's window on the data plane's target health.
+#[derive(Debug)]
+struct HealthView(Arc<Registry>);
+
+impl tollgate_admin::TargetHealth for HealthView {
+    fn health(&self, upstream: uuid::Uuid, target: &str) -> &'static str {
+        self.0.health(upstream, target).as_str()
+    }
+
+    fn set_health(&self, upstream: uuid::Uuid, target: &str, healthy: bool) -> bool {
+        self.0.set_health(upstream, target, healthy)
+    }
 }
 
 fn pid_path(settings: &Settings) -> PathBuf {
@@ -239,7 +274,16 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let cp = control_plane(&settings, Some(handle.clone()), env, certs)?;
+    let upstreams = Registry::with_checkers(env.tls.clone())?;
+    let cp = control_plane(
+        &settings,
+        DataPlane {
+            handle: Some(handle.clone()),
+            env,
+            certs,
+            upstreams: upstreams.clone(),
+        },
+    )?;
 
     let access_log = match &settings.access_log {
         AccessLogTarget::Off => None,
@@ -316,7 +360,12 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         Database::Off => "off",
         Database::Sqlite => "sqlite",
     };
-    let api = AdminApi::new(cp.clone(), settings.admin_token.clone(), database);
+    let api = AdminApi::new(
+        cp.clone(),
+        settings.admin_token.clone(),
+        database,
+        Arc::new(HealthView(upstreams)),
+    );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut threads = Vec::new();

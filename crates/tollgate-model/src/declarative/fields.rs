@@ -171,6 +171,31 @@ impl<'v> Record<'v> {
         }
     }
 
+    /// A number field within `min..=max`.
+    pub(crate) fn float(&self, ctx: &mut Ctx, key: &str, min: f64, max: f64) -> Option<f64> {
+        let v = self.get(key)?;
+        match v.as_f64() {
+            Some(x) if (min..=max).contains(&x) => Some(x),
+            Some(_) => {
+                ctx.err(
+                    self.at(key),
+                    format!(
+                        "value should be between {min} and {max}, got {}",
+                        describe(v)
+                    ),
+                );
+                None
+            }
+            None => {
+                ctx.err(
+                    self.at(key),
+                    format!("expected a number, got {}", describe(v)),
+                );
+                None
+            }
+        }
+    }
+
     /// A number field (timestamps); only the type is checked.
     pub(crate) fn number(&self, ctx: &mut Ctx, key: &str) {
         if let Some(v) = self.get(key) {

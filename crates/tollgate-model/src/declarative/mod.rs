@@ -38,6 +38,7 @@ mod certificate;
 mod check;
 mod consumer;
 mod fields;
+mod healthchecks;
 mod ids;
 mod plugin;
 mod route;

@@ -1,10 +1,10 @@
 //! Upstreams (`upstreams:` with nested `targets:`) and top-level `targets:`.
 
-use super::fields::{describe, quote, Ctx, Record};
+use super::fields::{quote, Ctx, Record};
 use super::route::reference;
 use super::{assign_id, check, claim, id_path, label_of, tags_field, timestamps, Build};
 use crate::error::FieldPath;
-use crate::{Algorithm, Target, Upstream};
+use crate::{Algorithm, HashOn, Target, Upstream};
 use serde_json::Value;
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -106,8 +106,10 @@ fn upstream(b: &mut Build, value: &Value, path: FieldPath) {
             None
         }
     };
-    let algorithm = hashing(ctx, &rec);
-    rec.integer(ctx, "slots", 10, 65536);
+    let (algorithm, hash_on, hash_fallback) = hashing(ctx, &rec);
+    let slots = rec
+        .integer(ctx, "slots", 10, 65536)
+        .map_or(10_000, |s| s as u32);
     let host_header = rec
         .string(ctx, "host_header")
         .and_then(|h| match check::host(h) {
@@ -119,7 +121,7 @@ fn upstream(b: &mut Build, value: &Value, path: FieldPath) {
         });
     rec.unsupported(ctx, "client_certificate");
     rec.opt_boolean(ctx, "use_srv_name");
-    healthchecks(ctx, &rec);
+    let healthchecks = super::healthchecks::healthchecks(ctx, &rec);
     let tags = tags_field(ctx, &rec);
     timestamps(ctx, &rec);
 
@@ -154,6 +156,10 @@ fn upstream(b: &mut Build, value: &Value, path: FieldPath) {
         id,
         name: name.unwrap_or_default(),
         algorithm,
+        hash_on,
+        hash_fallback,
+        slots,
+        healthchecks,
         host_header,
         targets: Vec::new(),
         tags,
@@ -168,18 +174,20 @@ fn upstream(b: &mut Build, value: &Value, path: FieldPath) {
 }
 
 /// Validates `algorithm` and the `hash_*` fields; returns the algorithm
-/// (a `hash_on` other than `none` implies consistent-hashing).
-fn hashing(ctx: &mut Ctx, rec: &Record<'_>) -> Algorithm {
+/// (a `hash_on` other than `none` implies consistent-hashing) and what it
+/// hashes on.
+fn hashing(ctx: &mut Ctx, rec: &Record<'_>) -> (Algorithm, HashOn, HashOn) {
     let algorithm = match rec.string(ctx, "algorithm") {
         None | Some("round-robin") => Algorithm::RoundRobin,
         Some("consistent-hashing") => Algorithm::ConsistentHashing,
         Some("least-connections") => Algorithm::LeastConnections,
         Some("latency") => Algorithm::Latency,
+        Some("random") => Algorithm::Random,
         Some(other) => {
             ctx.err(
                 rec.at("algorithm"),
                 format!(
-                    "expected one of: round-robin, consistent-hashing, least-connections, latency, got {}",
+                    "expected one of: round-robin, consistent-hashing, least-connections, latency, random, got {}",
                     quote(other)
                 ),
             );
@@ -246,46 +254,37 @@ fn hashing(ctx: &mut Ctx, rec: &Record<'_>) -> Algorithm {
             }
         }
     }
-    match (hash_on.as_str(), algorithm) {
+    let algorithm = match (hash_on.as_str(), algorithm) {
         ("none", Algorithm::ConsistentHashing) => Algorithm::RoundRobin,
         ("none", a) => a,
         _ => Algorithm::ConsistentHashing,
-    }
-}
-
-/// `healthchecks`: an object with `active`, `passive` (objects) and
-/// `threshold` (0–100); the inner fields are not checked yet.
-fn healthchecks(ctx: &mut Ctx, rec: &Record<'_>) {
-    let Some(v) = rec.get("healthchecks") else {
-        return;
     };
-    let Some(h) = Record::new(ctx, v, rec.at("healthchecks")) else {
-        return;
+    let mut spec = |of: &str, value: &str| -> HashOn {
+        let mut field = |suffix: &str| {
+            rec.string(ctx, &format!("{of}_{suffix}"))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        match value {
+            "consumer" => HashOn::Consumer,
+            "ip" => HashOn::Ip,
+            "header" => HashOn::Header(field("header").to_ascii_lowercase()),
+            "cookie" => HashOn::Cookie {
+                name: field("cookie"),
+                path: rec
+                    .string(ctx, "hash_on_cookie_path")
+                    .unwrap_or("/")
+                    .to_owned(),
+            },
+            "path" => HashOn::Path,
+            "query_arg" => HashOn::QueryArg(field("query_arg")),
+            "uri_capture" => HashOn::UriCapture(field("uri_capture")),
+            _ => HashOn::None,
+        }
     };
-    h.check_fields(ctx, &["active", "passive", "threshold"]);
-    for key in ["active", "passive"] {
-        if let Some(v) = h.get(key) {
-            if !v.is_object() {
-                ctx.err(
-                    h.at(key),
-                    format!("expected an object, got {}", describe(v)),
-                );
-            }
-        }
-    }
-    if let Some(t) = h.get("threshold") {
-        match t.as_f64() {
-            Some(x) if (0.0..=100.0).contains(&x) => {}
-            Some(_) => ctx.err(
-                h.at("threshold"),
-                format!("value should be between 0 and 100, got {}", describe(t)),
-            ),
-            None => ctx.err(
-                h.at("threshold"),
-                format!("expected a number, got {}", describe(t)),
-            ),
-        }
-    }
+    let on = spec("hash_on", &hash_on);
+    let fallback = spec("hash_fallback", &hash_fallback);
+    (algorithm, on, fallback)
 }
 
 /// Reads the top-level `targets` (each names its `upstream`).

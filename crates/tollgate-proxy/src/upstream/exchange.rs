@@ -7,6 +7,7 @@
 use super::codec::{self, BodyFraming, CodecError, Parsed, ResponseHead};
 use super::conn::Conn;
 use super::pool::{Pool, PoolKey};
+use crate::balancer::state::Load;
 use crate::body::BodyError;
 use crate::chunked::{ChunkedDecoder, Step};
 use crate::pump::{Pump, PumpError};
@@ -168,6 +169,8 @@ pub struct UpstreamBody {
     /// A failure reported on the next poll, so that what was already passed
     /// on is flushed to the client before its connection is cut.
     deferred: Option<BodyError>,
+    /// The request counted in flight to its target until the body ends.
+    load: Option<Load>,
 }
 
 impl UpstreamBody {
@@ -182,6 +185,7 @@ impl UpstreamBody {
             sleep: None,
             home: None,
             deferred: None,
+            load: None,
         }
     }
 
@@ -209,6 +213,7 @@ impl UpstreamBody {
             sleep: None,
             home,
             deferred: None,
+            load: None,
         };
         if matches!(b.decoder, Decoder::Done) {
             b.finish();
@@ -216,10 +221,18 @@ impl UpstreamBody {
         b
     }
 
+    /// Keeps the request counted in flight until the body ends.
+    pub fn hold(&mut self, load: Option<Load>) {
+        if !matches!(self.decoder, Decoder::Done) {
+            self.load = load;
+        }
+    }
+
     /// Ends the exchange: the connection goes back to the pool when it is
     /// clean (whole request sent, whole response read, nothing extra).
     fn finish(&mut self) {
         self.decoder = Decoder::Done;
+        self.load = None;
         let Some(conn) = self.conn.take() else { return };
         if self.keep_alive && self.pump.is_none() && conn.buf.is_empty() {
             if let Some((pool, key)) = self.home.take() {

@@ -6,10 +6,12 @@ pub mod conn;
 pub mod exchange;
 pub mod pool;
 
+use crate::balancer::state::Failure;
+use crate::balancer::{TargetEntry, Tried};
 use crate::body::{BodyError, ProxyBody};
 use crate::error::{ErrorKind, ProxyError};
 use crate::pump::{Framing, Pump};
-use crate::snapshot::{ServiceEntry, TargetEntry};
+use crate::snapshot::ServiceEntry;
 use bytes::BytesMut;
 use codec::RequestFraming;
 use conn::Conn;
@@ -187,18 +189,33 @@ pub struct Outbound<'a> {
     pub raw_head: bool,
 }
 
-/// Sends the request to the service: on a pooled connection when one is idle, else
-/// on a new one. A pooled connection the backend had closed is replaced by a
-/// new one; connect failures are retried up to the service's `retries`,
-/// moving to the next target each time. Waiting for the response head is
-/// bounded by `read_timeout`, counted from the end of the request body.
+/// How a failed exchange counts against the target's health (None: the
+/// client's fault, not the target's).
+fn health_failure(e: &ExchangeError) -> Option<Failure> {
+    match e {
+        ExchangeError::WriteTimeout | ExchangeError::ReadTimeout => Some(Failure::Timeout),
+        ExchangeError::ClientBody(_) => None,
+        _ => Some(Failure::Tcp),
+    }
+}
+
+/// Sends the request to the service's balancer's choice of target: on a
+/// pooled connection when one is idle, else on a new one. A pooled
+/// connection the backend had closed is replaced by a new one (not a
+/// retry). A failed connect, and a failure before any response byte of an
+/// idempotent request (or before the request head was written), is retried
+/// up to the service's `retries`, each time on another target when one is
+/// usable, as long as the upstream's retry budget allows. Waiting for the
+/// response head is bounded by `read_timeout`, counted from the end of the
+/// request body. Outcomes feed the targets' passive health checks.
 pub async fn send(
     pool: &Arc<Pool>,
     service: &ServiceEntry,
     req: Outbound<'_>,
     body: ProxyBody,
-    pick: usize,
+    hash: Option<u64>,
 ) -> Result<Answer, ProxyError> {
+    let balancer = &service.balancer;
     let parts = req.parts;
     let upgrade = req.upgrade;
     let framing = RequestFraming::choose(
@@ -207,17 +224,20 @@ pub async fn send(
         body.size_hint().exact(),
     );
     let idempotent = parts.method.is_idempotent();
-    let mut body = body;
+    let ticket = balancer.ticket(hash);
+    let mut tried = Tried::default();
+    let mut body = Some(body);
     let mut head = Vec::with_capacity(512);
-    let mut attempt_no = 0usize;
+    let mut tries = 0usize;
     let mut last_host: Option<&http::HeaderValue> = None;
     loop {
-        let Some(target) = service.target(pick, attempt_no) else {
+        let Some(i) = balancer.choose(&ticket, &tried) else {
             return Err(ProxyError::new(
                 ErrorKind::NoPeer,
-                "no target with weight > 0",
+                format!("no healthy target in {}", balancer.name),
             ));
         };
+        let target = balancer.target(i);
         let host = match req.preserved_host {
             Some(h) => Some(h),
             None => Some(&target.host_header),
@@ -234,33 +254,84 @@ pub async fn send(
             raw_head: req.raw_head,
             service,
         };
+        let load = balancer.begin(i);
+        let started = std::time::Instant::now();
         let home = (!upgrade).then(|| (pool.clone(), target.key.clone()));
+        let mut outcome = None;
         if !upgrade {
             if let Some(conn) = pool.checkout(&target.key) {
-                match attempt(conn, &out, body, home.clone()).await {
-                    Attempt::Answered(a) => return Ok(a),
+                let sent = body.take().unwrap_or_else(ProxyBody::empty);
+                match attempt(conn, &out, sent, home.clone()).await {
                     // The idle connection had been closed by the backend (a
                     // keep-alive race): say it again on a fresh connection.
                     Attempt::Resend(b, e, written) if idempotent || !written => {
                         tracing::debug!("pooled connection failed, resending: {e}");
-                        body = b;
+                        body = Some(b);
                     }
-                    Attempt::Resend(_, e, _) | Attempt::Failed(e) => return Err(exchange_error(e)),
+                    other => outcome = Some(other),
                 }
             }
         }
-        let conn = match connect(target, service.connect_timeout).await {
-            Ok(c) => c,
-            Err(e) if e.retryable && attempt_no < service.retries as usize => {
-                tracing::debug!(attempt_no, "retrying after: {e}");
-                attempt_no += 1;
-                continue;
+        let outcome = match outcome {
+            Some(o) => o,
+            None => match connect(target, service.connect_timeout).await {
+                Ok(conn) => {
+                    let sent = body.take().unwrap_or_else(ProxyBody::empty);
+                    attempt(conn, &out, sent, home).await
+                }
+                Err(e) => {
+                    balancer.report(i, Err(connect_failure(&e)), None);
+                    if e.retryable && again(service, &mut tried, i, &mut tries) {
+                        tracing::debug!(tries, target = %target.key, "retrying after: {e}");
+                        continue;
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        match outcome {
+            Attempt::Answered(mut a) => {
+                let micros = started.elapsed().as_micros() as u64;
+                balancer.report(i, Ok(a.response.status().as_u16()), Some(micros));
+                a.response.body_mut().hold(load);
+                return Ok(a);
             }
-            Err(e) => return Err(e),
-        };
-        return match attempt(conn, &out, body, home).await {
-            Attempt::Answered(a) => Ok(a),
-            Attempt::Resend(_, e, _) | Attempt::Failed(e) => Err(exchange_error(e)),
-        };
+            Attempt::Resend(b, e, written) => {
+                if let Some(f) = health_failure(&e) {
+                    balancer.report(i, Err(f), None);
+                }
+                if (idempotent || !written) && again(service, &mut tried, i, &mut tries) {
+                    tracing::debug!(tries, target = %target.key, "retrying after: {e}");
+                    body = Some(b);
+                    continue;
+                }
+                return Err(exchange_error(e));
+            }
+            Attempt::Failed(e) => {
+                if let Some(f) = health_failure(&e) {
+                    balancer.report(i, Err(f), None);
+                }
+                return Err(exchange_error(e));
+            }
+        }
+    }
+}
+
+/// Whether another try is allowed after a failure on target `i` (which
+/// later tries then avoid): tries left, and the retry budget agrees.
+fn again(service: &ServiceEntry, tried: &mut Tried, i: usize, tries: &mut usize) -> bool {
+    tried.add(i);
+    if *tries >= service.retries as usize || !service.balancer.may_retry() {
+        return false;
+    }
+    *tries += 1;
+    true
+}
+
+/// How a failed connect counts against the target's health.
+fn connect_failure(e: &ProxyError) -> Failure {
+    match e.kind {
+        ErrorKind::ConnectTimeout => Failure::Timeout,
+        _ => Failure::Tcp,
     }
 }
