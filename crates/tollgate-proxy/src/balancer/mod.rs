@@ -259,9 +259,11 @@ impl Balancer {
         let now = state::now_ms();
         let score = |i: usize| -> f64 {
             let s = &self.targets[i].state;
-            let load = f64::from(s.in_flight()) + 1.0;
+            let load = f64::from(s.in_flight());
             match self.algorithm {
-                Algorithm::Latency => (s.latency(now) + 1.0) * load,
+                Algorithm::Latency => (s.latency(now) + 1.0) * (load + 1.0),
+                // As least-connections: in flight per weight; a tie (both
+                // idle) keeps the first draw, so light load follows weights.
                 _ => load / f64::from(self.targets[i].weight),
             }
         };

@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -28,11 +29,14 @@ pub struct Backend {
     /// `/bytes/<n>` downloads cut short because the reader went away.
     pub aborted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
+    /// Closes every open connection when the backend is dropped.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = self.stop.send(true);
     }
 }
 
@@ -178,12 +182,20 @@ fn websocket(mut req: Request<Incoming>) -> Response<Body> {
 impl Backend {
     /// Starts a backend named `name` (echoed back as `"backend"`).
     pub async fn start(name: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_with(name, "127.0.0.1:0".parse().unwrap(), Duration::ZERO).await
+    }
+
+    /// Starts a backend on `addr` (e.g. the address of one that was
+    /// dropped) that waits `delay` before every answer. Dropping it closes
+    /// its listener and every connection, as a killed process would.
+    pub async fn start_with(name: &str, addr: SocketAddr, delay: Duration) -> Backend {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let aborted = Arc::new(AtomicUsize::new(0));
         let name: Arc<str> = name.into();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let (h, c, a) = (hits.clone(), connections.clone(), aborted.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -192,14 +204,25 @@ impl Backend {
                 };
                 c.fetch_add(1, Ordering::SeqCst);
                 let (h, name, a) = (h.clone(), name.clone(), a.clone());
+                let mut stopped = stopped.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         h.fetch_add(1, Ordering::SeqCst);
-                        serve(req, name.clone(), a.clone())
+                        let (name, a) = (name.clone(), a.clone());
+                        async move {
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            serve(req, name, a).await
+                        }
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = stopped.wait_for(|s| *s) => {}
+                    }
                 });
             }
         });
@@ -209,6 +232,7 @@ impl Backend {
             connections,
             aborted,
             task,
+            stop,
         }
     }
 
