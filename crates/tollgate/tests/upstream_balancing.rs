@@ -3,6 +3,8 @@
 //! a killed target out and bringing it back, retries and their budget, and
 //! the Admin API's view of target health.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::HashMap;
