@@ -391,6 +391,13 @@ pub fn upstream_json(u: &Upstream) -> Map<String, Value> {
     }
     m.insert("slots".into(), json!(u.slots));
     m.insert("healthchecks".into(), healthchecks_json(&u.healthchecks));
+    let cb = u.circuit_breakers;
+    if cb != Default::default() {
+        m.insert(
+            "circuit_breakers".into(),
+            json!({"max_requests": cb.max_requests, "max_pending_connections": cb.max_pending_connections}),
+        );
+    }
     m.insert("host_header".into(), json!(u.host_header));
     m.insert("tags".into(), tags(&u.tags));
     m

@@ -57,6 +57,17 @@ pub enum HashOn {
     UriCapture(String),
 }
 
+/// Tollgate extension (`circuit_breakers` on an upstream): per-target
+/// limits past which requests fail fast (503) instead of queueing on a
+/// struggling target. 0 means no limit (the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CircuitBreakers {
+    /// Requests in flight to one target.
+    pub max_requests: u32,
+    /// Connections being opened to one target at the same time.
+    pub max_pending_connections: u32,
+}
+
 /// An upstream's `healthchecks` record, with Kong's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Healthchecks {

@@ -1,6 +1,6 @@
 //! The validated entities (Kong's field names and defaults).
 
-use crate::balancing::{Algorithm, HashOn, Healthchecks};
+use crate::balancing::{Algorithm, CircuitBreakers, HashOn, Healthchecks};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -191,6 +191,8 @@ pub struct Upstream {
     pub slots: u32,
     /// Health checking.
     pub healthchecks: Healthchecks,
+    /// Per-target limits (Tollgate extension).
+    pub circuit_breakers: CircuitBreakers,
     /// Host header to send to targets instead of the target's host.
     pub host_header: Option<String>,
     /// The targets.

@@ -44,6 +44,8 @@ pub enum ErrorKind {
     NameResolution,
     /// No healthy target in the upstream.
     NoPeer,
+    /// Every usable target is at its circuit-breaker limit.
+    Overloaded,
 }
 
 /// A failure on the request path.
@@ -73,7 +75,7 @@ impl ProxyError {
             ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout | ErrorKind::NameResolution => {
                 (Fault::Upstream, true)
             }
-            ErrorKind::NoPeer => (Fault::Upstream, false),
+            ErrorKind::NoPeer | ErrorKind::Overloaded => (Fault::Upstream, false),
             ErrorKind::ReadTimeout | ErrorKind::BadResponse => (Fault::Upstream, false),
         };
         ProxyError {
@@ -95,7 +97,9 @@ impl ProxyError {
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::ConnectFailed | ErrorKind::BadResponse => StatusCode::BAD_GATEWAY,
             ErrorKind::ConnectTimeout | ErrorKind::ReadTimeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::NameResolution | ErrorKind::NoPeer => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::NameResolution | ErrorKind::NoPeer | ErrorKind::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -116,6 +120,7 @@ impl ProxyError {
             }
             ErrorKind::NameResolution => "name resolution failed",
             ErrorKind::NoPeer => "failure to get a peer from the ring-balancer",
+            ErrorKind::Overloaded => "The upstream server is overloaded",
         }
     }
 

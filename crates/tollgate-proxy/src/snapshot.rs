@@ -337,6 +337,7 @@ fn balancer_spec(up: &Upstream) -> BalancerSpec {
         hash_on: (up.hash_on.clone(), up.hash_fallback.clone()),
         passive,
         cooldown_ms: (p.cooldown * 1000.0) as u64,
+        limits: up.circuit_breakers,
     }
 }
 
@@ -374,6 +375,7 @@ fn compile_service(
             hash_on: Default::default(),
             passive: None,
             cooldown_ms: 0,
+            limits: Default::default(),
         };
         Balancer::new(spec, targets, shared)
     };

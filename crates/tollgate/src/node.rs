@@ -372,7 +372,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     for (i, listeners) in per_worker.into_iter().enumerate() {
         let worker = Arc::new(Worker {
             shared: shared.clone(),
-            pool: Pool::new(PoolOptions::default()),
+            pool: Pool::new(settings.upstream_keepalive),
         });
         let rx = shutdown_rx.clone();
         threads.push(

@@ -76,6 +76,9 @@ pub struct Settings {
     pub client_body_timeout: Duration,
     /// Drain timeout on shutdown.
     pub drain_timeout: Duration,
+    /// Backend connection pools (Kong's `upstream_keepalive_pool_size`,
+    /// `upstream_keepalive_max_requests`, `upstream_keepalive_idle_timeout`).
+    pub upstream_keepalive: tollgate_proxy::upstream::pool::PoolOptions,
     /// Longest request target.
     pub max_uri_length: usize,
     /// Largest request head.
@@ -148,6 +151,9 @@ const NAMES: &[&str] = &[
     "client_header_timeout",
     "client_body_timeout",
     "drain_timeout",
+    "upstream_keepalive_pool_size",
+    "upstream_keepalive_max_requests",
+    "upstream_keepalive_idle_timeout",
     "max_uri_length",
     "max_header_size",
     "admin_token",
@@ -351,6 +357,23 @@ impl Settings {
                 0,
                 3_600_000,
             )? as u64),
+            upstream_keepalive: tollgate_proxy::upstream::pool::PoolOptions {
+                max_idle_per_key: parse_num(
+                    &get("upstream_keepalive_pool_size", "512"),
+                    0,
+                    1_000_000,
+                )?,
+                max_requests: parse_num(
+                    &get("upstream_keepalive_max_requests", "10000"),
+                    0,
+                    u32::MAX as usize,
+                )? as u32,
+                idle_timeout: Duration::from_secs(parse_num(
+                    &get("upstream_keepalive_idle_timeout", "60"),
+                    0,
+                    86_400,
+                )? as u64),
+            },
             max_uri_length: parse_num(&get("max_uri_length", "8192"), 64, 1 << 20)?,
             max_header_size: parse_num(&get("max_header_size", "32768"), 8192, 1 << 20)?,
             admin_token: {

@@ -442,3 +442,194 @@ async fn targets_marked_down_through_the_admin_api_get_no_traffic_then_503() {
     .await;
     assert_eq!(got.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_at_its_circuit_breaker_limit_fails_fast_with_503() {
+    let slow = Backend::start_with(
+        "slow",
+        "127.0.0.1:0".parse().unwrap(),
+        Duration::from_millis(400),
+    )
+    .await;
+    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
+    config.push_str(&upstream(
+        "cb.up",
+        "round-robin",
+        &[(&slow, 100)],
+        "    circuit_breakers: {max_requests: 2}\n",
+    ));
+    config.push_str("services:\n");
+    config.push_str(&service("cb", "cb.up", "/cb"));
+    let gw = Gateway::start(&config, &[]);
+    let url = format!("{}/cb", gw.url());
+    let mut tasks = Vec::new();
+    for k in 0..5u64 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            // The first two are in flight before the others arrive.
+            tokio::time::sleep(Duration::from_millis(if k < 2 { 0 } else { 100 })).await;
+            let started = Instant::now();
+            let got = get(&http1(), &url, &[]).await;
+            (got.status, got.text(), started.elapsed())
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let (status, text, took) = t.await.unwrap();
+        match status {
+            200 => ok += 1,
+            503 => {
+                assert!(text.contains("overloaded"), "{text}");
+                assert!(took < Duration::from_millis(200), "503 took {took:?}");
+            }
+            s => panic!("unexpected {s}: {text}"),
+        }
+    }
+    assert_eq!(ok, 2);
+    assert_eq!(slow.hits.load(Ordering::SeqCst), 2);
+    // Once they finish, the target takes requests again.
+    assert_eq!(get(&http1(), &url, &[]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_pending_connections_fail_fast() {
+    // A listener that never accepts, its backlog filled: further connects
+    // hang until the gateway's connect timeout.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let stuck = socket.listen(1).unwrap();
+    let addr = stuck.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let config = format!(
+        "_format_version: \"3.0\"
+upstreams:
+  - name: pending.up
+    circuit_breakers: {{max_pending_connections: 1}}
+    targets:
+      - target: {addr}
+services:
+  - name: pending
+    host: pending.up
+    port: 80
+    retries: 0
+    connect_timeout: 1500
+    routes:
+      - paths: [\"/pending\"]
+"
+    );
+    let gw = Gateway::start(&config, &[]);
+    let url = format!("{}/pending", gw.url());
+    let hanging = {
+        let url = url.clone();
+        tokio::spawn(async move { get(&http1(), &url, &[]).await.status })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let got = get(&http1(), &url, &[]).await;
+    assert_eq!(got.status, 503, "{}", got.text());
+    assert!(got.text().contains("overloaded"), "{}", got.text());
+    assert!(started.elapsed() < Duration::from_millis(300));
+    // The first one waited out its connect timeout.
+    assert_eq!(hanging.await.unwrap(), 504);
+    drop(fillers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_marks_and_warm_connections_survive_a_reload_that_keeps_the_upstream() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let config = |extra: &str| {
+        let mut s = String::from("_format_version: \"3.0\"\nupstreams:\n");
+        s.push_str(&upstream(
+            "keep.up",
+            "round-robin",
+            &[(&a, 100), (&b, 100)],
+            "",
+        ));
+        s.push_str("services:\n");
+        s.push_str(&service("keep", "keep.up", "/keep"));
+        s.push_str(extra);
+        s
+    };
+    let gw = Gateway::start(
+        &config(""),
+        &[
+            ("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0"),
+            ("TOLLGATE_WORKER_THREADS", "1"),
+        ],
+    );
+    let client = http1();
+    let admin = gw.admin_url();
+    let counts = spread(&format!("{}/keep", gw.url()), 10, 1).await;
+    assert_eq!(counts.get("b"), Some(&5), "{counts:?}");
+    let got = send(
+        &client,
+        "PUT",
+        &format!("{admin}/upstreams/keep.up/targets/{}/unhealthy", a.addr),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 204);
+    let b_connections = b.connections.load(Ordering::SeqCst);
+
+    let line = gw.reload_with(&config(&service("other", "127.0.0.1", "/other")));
+    assert!(line.contains("reloaded"), "{line}");
+    assert_eq!(
+        health(&client, &admin, "keep.up").await[&a.addr.to_string()],
+        "UNHEALTHY"
+    );
+    let counts = spread(&format!("{}/keep", gw.url()), 10, 1).await;
+    assert_eq!(counts.get("b"), Some(&10), "{counts:?}");
+    assert_eq!(
+        b.connections.load(Ordering::SeqCst),
+        b_connections,
+        "pool was lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_settings_bound_backend_connection_reuse() {
+    let backend = Backend::start("a").await;
+    let config = format!(
+        "_format_version: \"3.0\"\nservices:\n  - name: s\n    url: {}\n    routes:\n      - paths: [\"/\"]\n",
+        backend.url()
+    );
+    let single = [("TOLLGATE_WORKER_THREADS", "1")];
+    for (setting, value, connections) in [
+        ("TOLLGATE_UPSTREAM_KEEPALIVE_MAX_REQUESTS", "2", 5),
+        ("TOLLGATE_UPSTREAM_KEEPALIVE_POOL_SIZE", "0", 10),
+    ] {
+        let before = backend.connections.load(Ordering::SeqCst);
+        let gw = Gateway::start(&config, &[single[0], (setting, value)]);
+        let client = http1();
+        for _ in 0..10 {
+            assert_eq!(
+                get(&client, &format!("{}/", gw.url()), &[]).await.status,
+                200
+            );
+        }
+        let opened = backend.connections.load(Ordering::SeqCst) - before;
+        assert_eq!(opened, connections, "{setting}={value}");
+    }
+    // A bad value is refused, naming the setting.
+    let out = std::process::Command::new(support::gateway::binary())
+        .arg("check")
+        .env("TOLLGATE_DATABASE", "off")
+        .env("TOLLGATE_UPSTREAM_KEEPALIVE_POOL_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TOLLGATE_UPSTREAM_KEEPALIVE_POOL_SIZE"), "{err}");
+}

@@ -4,7 +4,7 @@ use super::fields::{quote, Ctx, Record};
 use super::route::reference;
 use super::{assign_id, check, claim, id_path, label_of, tags_field, timestamps, Build};
 use crate::error::FieldPath;
-use crate::{Algorithm, HashOn, Target, Upstream};
+use crate::{Algorithm, CircuitBreakers, HashOn, Target, Upstream};
 use serde_json::Value;
 use std::net::IpAddr;
 use uuid::Uuid;
@@ -25,6 +25,7 @@ const FIELDS: &[&str] = &[
     "hash_on_uri_capture",
     "hash_fallback_uri_capture",
     "healthchecks",
+    "circuit_breakers",
     "host_header",
     "client_certificate",
     "use_srv_name",
@@ -122,6 +123,7 @@ fn upstream(b: &mut Build, value: &Value, path: FieldPath) {
     rec.unsupported(ctx, "client_certificate");
     rec.opt_boolean(ctx, "use_srv_name");
     let healthchecks = super::healthchecks::healthchecks(ctx, &rec);
+    let circuit_breakers = circuit_breakers(ctx, &rec);
     let tags = tags_field(ctx, &rec);
     timestamps(ctx, &rec);
 
@@ -160,6 +162,7 @@ fn upstream(b: &mut Build, value: &Value, path: FieldPath) {
         hash_fallback,
         slots,
         healthchecks,
+        circuit_breakers,
         host_header,
         targets: Vec::new(),
         tags,
@@ -285,6 +288,26 @@ fn hashing(ctx: &mut Ctx, rec: &Record<'_>) -> (Algorithm, HashOn, HashOn) {
     let on = spec("hash_on", &hash_on);
     let fallback = spec("hash_fallback", &hash_fallback);
     (algorithm, on, fallback)
+}
+
+/// `circuit_breakers` (Tollgate extension): per-target limits, 0 = none.
+fn circuit_breakers(ctx: &mut Ctx, rec: &Record<'_>) -> CircuitBreakers {
+    let mut out = CircuitBreakers::default();
+    let Some(v) = rec.get("circuit_breakers") else {
+        return out;
+    };
+    let Some(c) = Record::new(ctx, v, rec.at("circuit_breakers")) else {
+        return out;
+    };
+    c.check_fields(ctx, &["max_requests", "max_pending_connections"]);
+    let max = i64::from(u32::MAX);
+    if let Some(n) = c.integer(ctx, "max_requests", 0, max) {
+        out.max_requests = n as u32;
+    }
+    if let Some(n) = c.integer(ctx, "max_pending_connections", 0, max) {
+        out.max_pending_connections = n as u32;
+    }
+    out
 }
 
 /// Reads the top-level `targets` (each names its `upstream`).

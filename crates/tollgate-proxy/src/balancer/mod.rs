@@ -21,7 +21,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tollgate_model::{Algorithm, HashOn};
+use tollgate_model::{Algorithm, CircuitBreakers, HashOn};
 
 /// One backend address a service can send to.
 #[derive(Debug)]
@@ -141,6 +141,7 @@ pub struct Balancer {
     pub hash_on: (HashOn, HashOn),
     passive: Option<Box<Passive>>,
     cooldown_ms: u64,
+    limits: CircuitBreakers,
     tracks_load: bool,
     shared: Arc<UpstreamShared>,
 }
@@ -158,6 +159,17 @@ pub struct BalancerSpec {
     pub passive: Option<Passive>,
     /// Passive cool-down, milliseconds.
     pub cooldown_ms: u64,
+    /// Per-target limits.
+    pub limits: CircuitBreakers,
+}
+
+/// Why no target could be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoTarget {
+    /// None is healthy (503 "failure to get a peer from the ring-balancer").
+    Unhealthy,
+    /// The healthy ones are all at their circuit-breaker limit.
+    Saturated,
 }
 
 impl Balancer {
@@ -173,10 +185,12 @@ impl Balancer {
             schedule: smooth_schedule(&weights),
             next: AtomicUsize::new(0),
             ring,
-            tracks_load: matches!(
-                spec.algorithm,
-                Algorithm::LeastConnections | Algorithm::Latency | Algorithm::Random
-            ),
+            tracks_load: spec.limits.max_requests > 0
+                || matches!(
+                    spec.algorithm,
+                    Algorithm::LeastConnections | Algorithm::Latency | Algorithm::Random
+                ),
+            limits: spec.limits,
             algorithm: spec.algorithm,
             hash_on: spec.hash_on,
             passive: spec.passive.map(Box::new),
@@ -207,27 +221,35 @@ impl Balancer {
         Ticket { n, hash }
     }
 
-    /// Whether target `i` may get traffic now.
-    fn usable(&self, i: usize) -> bool {
+    /// Whether target `i` is healthy (or back from its cool-down).
+    fn healthy(&self, i: usize) -> bool {
         let s = &self.targets[i].state;
         s.is_healthy() || s.is_up(state::now_ms(), self.cooldown_ms)
     }
 
+    /// Whether target `i` may get a request now: healthy, and under its
+    /// circuit-breaker limit.
+    fn usable(&self, i: usize) -> bool {
+        self.healthy(i)
+            && (self.limits.max_requests == 0
+                || self.targets[i].state.in_flight() < self.limits.max_requests)
+    }
+
     /// The target for `ticket`, avoiding those already `tried` while
-    /// another usable one exists; None when no target is usable ("failure
-    /// to get a peer from the ring-balancer").
-    pub fn choose(&self, ticket: &Ticket, tried: &Tried) -> Option<usize> {
+    /// another usable one exists.
+    pub fn choose(&self, ticket: &Ticket, tried: &Tried) -> Result<usize, NoTarget> {
         let n = self.targets.len();
         if n == 0 || self.schedule.is_empty() {
-            return None;
+            return Err(NoTarget::Unhealthy);
         }
         let fresh = |i: usize| !tried.has(i) && self.usable(i);
         let first = self.schedule[ticket.n % self.schedule.len()] as usize;
         let found = match (self.algorithm, ticket.hash, &self.ring) {
             (Algorithm::ConsistentHashing, Some(h), Some(ring)) => ring.walk(h).find(|i| fresh(*i)),
             (Algorithm::LeastConnections, _, _) => {
-                // Fewest in flight per unit of weight; ties go to the
-                // round-robin choice, so light load still follows weights.
+                // Fewest in flight per unit of weight (nginx's least_conn);
+                // ties go to the round-robin choice, so light load still
+                // follows weights.
                 let mut best: Option<(u64, usize)> = None;
                 for i in (0..n).map(|k| (first + k) % n).filter(|i| fresh(*i)) {
                     let t = &self.targets[i];
@@ -241,10 +263,26 @@ impl Balancer {
             (Algorithm::Latency | Algorithm::Random, _, _) if n > 1 => self.two_choices(ticket),
             _ => None,
         };
+        let ring_order = |k: usize| (first + k) % n;
         found
-            .or_else(|| (0..n).map(|k| (first + k) % n).find(|i| fresh(*i)))
+            .or_else(|| (0..n).map(ring_order).find(|i| fresh(*i)))
             // Every usable target was tried: try one again.
-            .or_else(|| (0..n).map(|k| (first + k) % n).find(|i| self.usable(*i)))
+            .or_else(|| (0..n).map(ring_order).find(|i| self.usable(*i)))
+            .ok_or_else(|| {
+                if (0..n).any(|i| self.healthy(i)) {
+                    NoTarget::Saturated
+                } else {
+                    NoTarget::Unhealthy
+                }
+            })
+    }
+
+    /// Counts a connection being opened to target `i`; None when its
+    /// `max_pending_connections` are being opened already.
+    pub fn connecting(&self, i: usize) -> Option<state::Connecting> {
+        self.targets[i]
+            .state
+            .connecting(self.limits.max_pending_connections)
     }
 
     /// Power of two choices: two targets drawn by weight, the less loaded

@@ -68,6 +68,8 @@ pub struct TargetState {
     http_failures: AtomicU32,
     /// Requests sent to it and not finished.
     in_flight: AtomicU32,
+    /// Connections being opened to it.
+    connecting: AtomicU32,
     /// Peak-EWMA response time, microseconds.
     ewma_us: AtomicU64,
     /// When `ewma_us` was last updated, [`now_ms`].
@@ -85,6 +87,7 @@ impl Default for TargetState {
             timeouts: AtomicU32::new(0),
             http_failures: AtomicU32::new(0),
             in_flight: AtomicU32::new(0),
+            connecting: AtomicU32::new(0),
             ewma_us: AtomicU64::new(0),
             ewma_at: AtomicU64::new(0),
         }
@@ -196,6 +199,17 @@ impl TargetState {
         Load(self.clone())
     }
 
+    /// Counts a connection being opened until the guard is dropped; None
+    /// when `max` (> 0) are being opened already.
+    pub fn connecting(self: &std::sync::Arc<Self>, max: u32) -> Option<Connecting> {
+        if max == 0 {
+            return Some(Connecting(None));
+        }
+        let before = self.connecting.fetch_add(1, Ordering::Relaxed);
+        let guard = Connecting(Some(self.clone()));
+        (before < max).then_some(guard)
+    }
+
     /// Folds a response time into the peak-EWMA average: a slower sample
     /// is taken at once, faster ones blend in with a 10 s time constant.
     pub fn observe(&self, micros: u64) {
@@ -228,6 +242,18 @@ pub struct Load(std::sync::Arc<TargetState>);
 impl Drop for Load {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection being opened to a target (see [`TargetState::connecting`]).
+#[derive(Debug)]
+pub struct Connecting(Option<std::sync::Arc<TargetState>>);
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            s.connecting.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -7,7 +7,7 @@ pub mod exchange;
 pub mod pool;
 
 use crate::balancer::state::Failure;
-use crate::balancer::{TargetEntry, Tried};
+use crate::balancer::{Balancer, NoTarget, TargetEntry, Tried};
 use crate::body::{BodyError, ProxyBody};
 use crate::error::{ErrorKind, ProxyError};
 use crate::pump::{Framing, Pump};
@@ -231,11 +231,20 @@ pub async fn send(
     let mut tries = 0usize;
     let mut last_host: Option<&http::HeaderValue> = None;
     loop {
-        let Some(i) = balancer.choose(&ticket, &tried) else {
-            return Err(ProxyError::new(
-                ErrorKind::NoPeer,
-                format!("no healthy target in {}", balancer.name),
-            ));
+        let i = match balancer.choose(&ticket, &tried) {
+            Ok(i) => i,
+            Err(NoTarget::Unhealthy) => {
+                return Err(ProxyError::new(
+                    ErrorKind::NoPeer,
+                    format!("no healthy target in {}", balancer.name),
+                ))
+            }
+            Err(NoTarget::Saturated) => {
+                return Err(ProxyError::new(
+                    ErrorKind::Overloaded,
+                    format!("every target of {} is at max_requests", balancer.name),
+                ))
+            }
         };
         let target = balancer.target(i);
         let host = match req.preserved_host {
@@ -274,13 +283,15 @@ pub async fn send(
         }
         let outcome = match outcome {
             Some(o) => o,
-            None => match connect(target, service.connect_timeout).await {
+            None => match open(balancer, i, service.connect_timeout).await {
                 Ok(conn) => {
                     let sent = body.take().unwrap_or_else(ProxyBody::empty);
                     attempt(conn, &out, sent, home).await
                 }
                 Err(e) => {
-                    balancer.report(i, Err(connect_failure(&e)), None);
+                    if let Some(f) = connect_failure(&e) {
+                        balancer.report(i, Err(f), None);
+                    }
                     if e.retryable && again(service, &mut tried, i, &mut tries) {
                         tracing::debug!(tries, target = %target.key, "retrying after: {e}");
                         continue;
@@ -328,10 +339,27 @@ fn again(service: &ServiceEntry, tried: &mut Tried, i: usize, tries: &mut usize)
     true
 }
 
-/// How a failed connect counts against the target's health.
-fn connect_failure(e: &ProxyError) -> Failure {
+/// Opens a connection to target `i` of `balancer`, within its
+/// `max_pending_connections`.
+async fn open(balancer: &Balancer, i: usize, timeout: Duration) -> Result<Box<Conn>, ProxyError> {
+    let Some(_pending) = balancer.connecting(i) else {
+        return Err(ProxyError::new(
+            ErrorKind::Overloaded,
+            format!(
+                "{}: max_pending_connections reached",
+                balancer.target(i).key
+            ),
+        ));
+    };
+    connect(balancer.target(i), timeout).await
+}
+
+/// How a failed connect counts against the target's health (None: it
+/// was not tried, its circuit breaker refused).
+fn connect_failure(e: &ProxyError) -> Option<Failure> {
     match e.kind {
-        ErrorKind::ConnectTimeout => Failure::Timeout,
-        _ => Failure::Tcp,
+        ErrorKind::Overloaded => None,
+        ErrorKind::ConnectTimeout => Some(Failure::Timeout),
+        _ => Some(Failure::Tcp),
     }
 }

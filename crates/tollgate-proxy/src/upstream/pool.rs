@@ -18,11 +18,14 @@ pub type PoolKey = Arc<str>;
 /// Pool limits.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolOptions {
-    /// Idle connections kept per backend (Kong's upstream_keepalive_pool_size, 512).
+    /// Idle connections kept per backend (Kong's
+    /// upstream_keepalive_pool_size, 512; 0 turns keep-alive off).
     pub max_idle_per_key: usize,
-    /// How long an idle connection is kept (Kong's upstream_keepalive_idle_timeout, 60 s).
+    /// How long an idle connection is kept (Kong's
+    /// upstream_keepalive_idle_timeout, 60 s; 0 = no limit).
     pub idle_timeout: Duration,
-    /// Requests served by one connection before it is closed (Kong: 10000).
+    /// Requests served by one connection before it is closed (Kong's
+    /// upstream_keepalive_max_requests, 10000; 0 = no limit).
     pub max_requests: u32,
 }
 
@@ -62,7 +65,9 @@ impl Pool {
         let list = idle.get_mut(key)?;
         let now = Instant::now();
         while let Some(mut c) = list.pop() {
-            if now.duration_since(c.idle_since) < self.options.idle_timeout && c.is_usable() {
+            let fresh = self.options.idle_timeout.is_zero()
+                || now.duration_since(c.idle_since) < self.options.idle_timeout;
+            if fresh && c.is_usable() {
                 return Some(c);
             }
         }
@@ -71,7 +76,8 @@ impl Pool {
 
     /// Puts a connection back after its exchange ended cleanly.
     pub fn give_back(&self, key: PoolKey, mut conn: Box<Conn>) {
-        if conn.uses >= self.options.max_requests {
+        let max = self.options.max_requests;
+        if (max > 0 && conn.uses >= max) || self.options.max_idle_per_key == 0 {
             return;
         }
         conn.idle_since = Instant::now();
