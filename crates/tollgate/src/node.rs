@@ -110,6 +110,20 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
     Ok(Arc::new(cp.map_err(|e| anyhow::anyhow!(e))?))
 }
 
+/// Starts the thread that runs active health checks (`tollgate-health`, a
+/// current-thread runtime of its own, so probes never wait behind proxy
+/// traffic or Admin API work) and returns its runtime.
+fn health_thread() -> anyhow::Result<tokio::runtime::Handle> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("tollgate-health".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+    Ok(handle)
+}
+
 /// The Admin API's window on the data plane's target health.
 #[derive(Debug)]
 struct HealthView(Arc<Registry>);
@@ -274,7 +288,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let upstreams = Registry::with_checkers(env.tls.clone())?;
+    let upstreams = Registry::with_checkers(health_thread()?, env.tls.clone());
     let cp = control_plane(
         &settings,
         DataPlane {

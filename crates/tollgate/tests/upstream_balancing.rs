@@ -631,5 +631,94 @@ async fn keepalive_settings_bound_backend_connection_reuse() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("TOLLGATE_UPSTREAM_KEEPALIVE_POOL_SIZE"), "{err}");
+    assert!(
+        err.contains("TOLLGATE_UPSTREAM_KEEPALIVE_POOL_SIZE"),
+        "{err}"
+    );
+}
+
+/// An HTTPS health endpoint (certificate from `pki`) answering `status`.
+async fn https_health_server(
+    pki: &support::tls::TestPki,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki.server_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, status) = (acceptor.clone(), status.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = tls.read(&mut buf).await;
+                let code = status.load(Ordering::SeqCst);
+                let answer =
+                    format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_active_checks_verify_the_certificate_and_follow_the_status() {
+    let dir = support::gateway::temp_dir("https-probe");
+    let pki = support::tls::TestPki::new(&dir);
+    let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+    let addr = https_health_server(&pki, status.clone()).await;
+    let config = format!(
+        "_format_version: \"3.0\"
+upstreams:
+  - name: tls.up
+    healthchecks:
+      active:
+        type: https
+        http_path: /ready
+        healthy: {{interval: 0.1, successes: 1}}
+        unhealthy: {{interval: 0.1, http_failures: 1}}
+    targets:
+      - target: {addr}
+"
+    );
+    let gw = Gateway::start(
+        &config,
+        &[
+            ("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0"),
+            (
+                "TOLLGATE_LUA_SSL_TRUSTED_CERTIFICATE",
+                pki.ca_file.to_str().unwrap(),
+            ),
+        ],
+    );
+    let client = http1();
+    let admin = gw.admin_url();
+    let key = addr.to_string();
+    let wait_for = |want: &'static str| {
+        let (client, admin, key) = (client.clone(), admin.clone(), key.clone());
+        async move {
+            let started = Instant::now();
+            loop {
+                let now = health(&client, &admin, "tls.up").await[&key].clone();
+                if now == want {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "still {now}, want {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for("HEALTHY").await;
+    status.store(500, Ordering::SeqCst);
+    wait_for("UNHEALTHY").await;
+    status.store(200, Ordering::SeqCst);
+    wait_for("HEALTHY").await;
 }

@@ -210,6 +210,11 @@ impl Balancer {
         self.algorithm
     }
 
+    /// Whether response times feed the choice (the `latency` algorithm).
+    pub fn times_answers(&self) -> bool {
+        self.algorithm == Algorithm::Latency
+    }
+
     /// Draws a ticket for one request; `hash` is its consistent-hashing key.
     pub fn ticket(&self, hash: Option<u64>) -> Ticket {
         self.shared.budget.deposit();

@@ -82,20 +82,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A registry whose active checkers run on their own thread
-    /// (`tollgate-health`), probing https targets with `tls`.
-    pub fn with_checkers(tls: Arc<ClientTls>) -> std::io::Result<Arc<Registry>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = rt.handle().clone();
-        std::thread::Builder::new()
-            .name("tollgate-health".into())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
-        Ok(Arc::new(Registry {
+    /// A registry whose active checkers run on the runtime `handle` (the
+    /// node gives them a thread of their own), probing https targets with
+    /// `tls`.
+    pub fn with_checkers(handle: tokio::runtime::Handle, tls: Arc<ClientTls>) -> Arc<Registry> {
+        Arc::new(Registry {
             upstreams: Mutex::new(HashMap::new()),
             checkers: Some((handle, tls)),
-        }))
+        })
     }
 
     /// The live state of `upstream`, created when new.

@@ -264,7 +264,8 @@ pub async fn send(
             service,
         };
         let load = balancer.begin(i);
-        let started = std::time::Instant::now();
+        // Only the latency algorithm needs the time to the response head.
+        let started = balancer.times_answers().then(std::time::Instant::now);
         let home = (!upgrade).then(|| (pool.clone(), target.key.clone()));
         let mut outcome = None;
         if !upgrade {
@@ -302,8 +303,8 @@ pub async fn send(
         };
         match outcome {
             Attempt::Answered(mut a) => {
-                let micros = started.elapsed().as_micros() as u64;
-                balancer.report(i, Ok(a.response.status().as_u16()), Some(micros));
+                let micros = started.map(|t| t.elapsed().as_micros() as u64);
+                balancer.report(i, Ok(a.response.status().as_u16()), micros);
                 a.response.body_mut().hold(load);
                 return Ok(a);
             }
