@@ -205,8 +205,9 @@ CPU_MODEL=$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)
   sed 's/|$//' "$WORK/all-rounds" | awk -F'|' '{printf "%s|%s|%s|%s|%s|%s\n", $1,$2,$3,$4,$5,$6}'
   echo '```'
   echo
-  # Keep the deterministic section written by bench/instructions.sh.
-  [ -f "$OUT_MD" ] && awk '/^## Instruction counts/{keep=1} keep' "$OUT_MD"
+  # Keep the sections other benchmarks wrote (instructions, plugins,
+  # upstreams, Admin API): everything from the first "## " heading on.
+  [ -f "$OUT_MD" ] && awk '/^## /{keep=1} keep' "$OUT_MD"
 } >"$OUT_MD.tmp"
 mv "$OUT_MD.tmp" "$OUT_MD"
 echo
