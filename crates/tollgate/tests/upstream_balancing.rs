@@ -722,3 +722,74 @@ upstreams:
     status.store(200, Ordering::SeqCst);
     wait_for("HEALTHY").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_upstreams_balance_over_named_targets_and_keep_health_across_other_writes() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    let gw = Gateway::start_sqlite(&[]);
+    let client = http1();
+    let admin = gw.admin_url();
+    let form = |url: String, body: String| {
+        let client = client.clone();
+        async move {
+            let got = support::client::post_form(&client, &url, &body).await;
+            assert_eq!(got.status, 201, "{url} {body}: {}", got.text());
+        }
+    };
+    form(format!("{admin}/upstreams"), "name=api.up".into()).await;
+    form(
+        format!("{admin}/upstreams/api.up/targets"),
+        format!("target={}", a.addr),
+    )
+    .await;
+    // A target by host name, resolved through the system resolver.
+    let named = format!("localhost:{}", b.addr.port());
+    form(
+        format!("{admin}/upstreams/api.up/targets"),
+        format!("target={named}"),
+    )
+    .await;
+    form(
+        format!("{admin}/services"),
+        "name=api&host=api.up&port=80".into(),
+    )
+    .await;
+    form(
+        format!("{admin}/services/api/routes"),
+        "paths[]=/api".into(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let counts = spread(&format!("{}/api", gw.url()), 10, 1).await;
+    assert_eq!(
+        (counts.get("a"), counts.get("b")),
+        (Some(&5), Some(&5)),
+        "{counts:?}"
+    );
+
+    let got = send(
+        &client,
+        "PUT",
+        &format!("{admin}/upstreams/api.up/targets/{named}/unhealthy"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 204, "{}", got.text());
+    // Writes to other entities recompile the configuration; the mark stays.
+    form(
+        format!("{admin}/services"),
+        "name=other&url=http://127.0.0.1:9".into(),
+    )
+    .await;
+    form(
+        format!("{admin}/services/other/routes"),
+        "paths[]=/other".into(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(health(&client, &admin, "api.up").await[&named], "UNHEALTHY");
+    let counts = spread(&format!("{}/api", gw.url()), 10, 1).await;
+    assert_eq!(counts.get("a"), Some(&10), "{counts:?}");
+}
