@@ -793,3 +793,62 @@ async fn admin_api_upstreams_balance_over_named_targets_and_keep_health_across_o
     let counts = spread(&format!("{}/api", gw.url()), 10, 1).await;
     assert_eq!(counts.get("a"), Some(&10), "{counts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_checks_count_failing_statuses_and_tcp_probes_see_a_target_come_back() {
+    let a = Backend::start("a").await;
+    let b = Backend::start("b").await;
+    // Passive: two 500s mark a target down (cool-down off).
+    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
+    config.push_str(&upstream(
+        "statuses.up",
+        "round-robin",
+        &[(&a, 100), (&b, 100)],
+        "    healthchecks:\n      passive:\n        unhealthy: {http_failures: 2, cooldown: 0}\n",
+    ));
+    // Active tcp probes every 0.1 s: one failed connect marks down, one
+    // successful connect brings back.
+    let spare = Backend::start("spare").await;
+    let spare_addr = spare.addr;
+    drop(spare);
+    config.push_str(&format!(
+        "  - name: tcp.up
+    healthchecks:
+      active:
+        type: tcp
+        healthy: {{interval: 0.1, successes: 1}}
+        unhealthy: {{interval: 0.1, tcp_failures: 1}}
+    targets:
+      - target: {spare_addr}
+"
+    ));
+    config.push_str("services:\n");
+    config.push_str(&service("statuses", "statuses.up", "/statuses"));
+    let gw = Gateway::start(&config, &[("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0")]);
+    let client = http1();
+    let admin = gw.admin_url();
+    // Round-robin alternates a, b: four /status/500 give each target two.
+    for _ in 0..4 {
+        let got = get(&client, &format!("{}/statuses/status/500", gw.url()), &[]).await;
+        assert_eq!(got.status, 500);
+    }
+    let h = health(&client, &admin, "statuses.up").await;
+    assert!(h.values().all(|v| v == "UNHEALTHY"), "{h:?}");
+    let got = get(&client, &format!("{}/statuses", gw.url()), &[]).await;
+    assert_eq!(got.status, 503);
+
+    let key = spare_addr.to_string();
+    let wait_for = |want: &'static str| {
+        let (client, admin, key) = (client.clone(), admin.clone(), key.clone());
+        async move {
+            let started = Instant::now();
+            while health(&client, &admin, "tcp.up").await[&key] != want {
+                assert!(started.elapsed() < Duration::from_secs(5), "never {want}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_for("UNHEALTHY").await;
+    let _back = Backend::start_with("spare", spare_addr, Duration::ZERO).await;
+    wait_for("HEALTHY").await;
+}
