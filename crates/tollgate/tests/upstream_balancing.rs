@@ -83,6 +83,15 @@ fn service(name: &str, host: &str, path: &str) -> String {
     )
 }
 
+/// A declarative document with these upstreams and services.
+fn document(upstreams: &[String], services: &[String]) -> String {
+    format!(
+        "_format_version: \"3.0\"\nupstreams:\n{}services:\n{}",
+        upstreams.concat(),
+        services.concat()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_algorithms_spread_requests_1_2_3() {
     let (a, b, c) = (
@@ -91,14 +100,11 @@ async fn weighted_algorithms_spread_requests_1_2_3() {
         Backend::start("c").await,
     );
     let t = [(&a, 100), (&b, 200), (&c, 300)];
-    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
-    for alg in ["round-robin", "least-connections", "random"] {
-        config.push_str(&upstream(&format!("{alg}.up"), alg, &t, ""));
-    }
-    config.push_str("services:\n");
-    for alg in ["round-robin", "least-connections", "random"] {
-        config.push_str(&service(alg, &format!("{alg}.up"), &format!("/{alg}")));
-    }
+    let algorithms = ["round-robin", "least-connections", "random"];
+    let config = document(
+        &algorithms.map(|alg| upstream(&format!("{alg}.up"), alg, &t, "")),
+        &algorithms.map(|alg| service(alg, &format!("{alg}.up"), &format!("/{alg}"))),
+    );
     let gw = Gateway::start(&config, &[]);
     let weights = [("a", 1.0), ("b", 2.0), ("c", 3.0)];
     // least-connections (as nginx's least_conn) and random (two draws by
@@ -135,23 +141,26 @@ async fn consistent_hashing_is_sticky_and_a_new_target_takes_about_a_quarter_of_
     ];
     let config = |n: usize| {
         let t: Vec<(&Backend, u32)> = backends[..n].iter().map(|b| (b, 100)).collect();
-        let mut s = String::from("_format_version: \"3.0\"\nupstreams:\n");
-        s.push_str(&upstream(
-            "hash.up",
-            "consistent-hashing",
-            &t,
-            "    hash_on: header\n    hash_on_header: x-user\n    hash_fallback: query_arg\n    hash_fallback_query_arg: user\n",
-        ));
-        s.push_str(&upstream(
-            "sticky.up",
-            "consistent-hashing",
-            &t,
-            "    hash_on: cookie\n    hash_on_cookie: tg-sticky\n    hash_on_cookie_path: /sticky\n",
-        ));
-        s.push_str("services:\n");
-        s.push_str(&service("hash", "hash.up", "/hash"));
-        s.push_str(&service("sticky", "sticky.up", "/sticky"));
-        s
+        document(
+            &[
+                upstream(
+                    "hash.up",
+                    "consistent-hashing",
+                    &t,
+                    "    hash_on: header\n    hash_on_header: x-user\n    hash_fallback: query_arg\n    hash_fallback_query_arg: user\n",
+                ),
+                upstream(
+                    "sticky.up",
+                    "consistent-hashing",
+                    &t,
+                    "    hash_on: cookie\n    hash_on_cookie: tg-sticky\n    hash_on_cookie_path: /sticky\n",
+                ),
+            ],
+            &[
+                service("hash", "hash.up", "/hash"),
+                service("sticky", "sticky.up", "/sticky"),
+            ],
+        )
     };
     let gw = Gateway::start(&config(3), &[]);
     let client = http1();
@@ -218,14 +227,18 @@ async fn latency_least_connections_and_random_avoid_a_slow_target() {
     )
     .await;
     let t = [(&fast1, 100), (&fast2, 100), (&slow, 100)];
-    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
-    config.push_str(&upstream("lat.up", "latency", &t, ""));
-    config.push_str(&upstream("lc.up", "least-connections", &t, ""));
-    config.push_str(&upstream("p2c.up", "random", &t, ""));
-    config.push_str("services:\n");
-    config.push_str(&service("lat", "lat.up", "/lat"));
-    config.push_str(&service("lc", "lc.up", "/lc"));
-    config.push_str(&service("p2c", "p2c.up", "/p2c"));
+    let config = document(
+        &[
+            upstream("lat.up", "latency", &t, ""),
+            upstream("lc.up", "least-connections", &t, ""),
+            upstream("p2c.up", "random", &t, ""),
+        ],
+        &[
+            service("lat", "lat.up", "/lat"),
+            service("lc", "lc.up", "/lc"),
+            service("p2c", "p2c.up", "/p2c"),
+        ],
+    );
     let gw = Gateway::start(&config, &[]);
     // Round-robin would give it a third.
     for (path, most) in [("lat", 0.10), ("lc", 0.15), ("p2c", 0.20)] {
@@ -238,6 +251,34 @@ async fn latency_least_connections_and_random_avoid_a_slow_target() {
             slow_share * 100.0
         );
     }
+}
+
+/// Waits (up to 5 s) until target `key` of `upstream` reports `want`.
+async fn wait_health(client: &HttpClient, admin: &str, upstream: &str, key: &str, want: &str) {
+    let started = Instant::now();
+    loop {
+        let now = health(client, admin, upstream).await[key].clone();
+        if now == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{key} still {now}, want {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `PUT /upstreams/{upstream}/targets/{target}/{verdict}`; returns the status.
+async fn mark(
+    client: &HttpClient,
+    admin: &str,
+    upstream: &str,
+    target: &str,
+    verdict: &str,
+) -> u16 {
+    let url = format!("{admin}/upstreams/{upstream}/targets/{target}/{verdict}");
+    send(client, "PUT", &url, None, &[]).await.status
 }
 
 /// The Admin API's health words for an upstream's targets, by `host:port`.
@@ -271,15 +312,15 @@ async fn a_killed_target_costs_no_errors_is_marked_down_and_comes_back_through_a
       passive:
         unhealthy: {tcp_failures: 2, cooldown: 0}
 ";
-    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
-    config.push_str(&upstream(
-        "pool.up",
-        "round-robin",
-        &[(&a, 100), (&b, 100), (&c, 100)],
-        checks,
-    ));
-    config.push_str("services:\n");
-    config.push_str(&service("pool", "pool.up", "/pool"));
+    let config = document(
+        &[upstream(
+            "pool.up",
+            "round-robin",
+            &[(&a, 100), (&b, 100), (&c, 100)],
+            checks,
+        )],
+        &[service("pool", "pool.up", "/pool")],
+    );
     let gw = Gateway::start(&config, &[("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0")]);
     let client = http1();
     let admin = gw.admin_url();
@@ -375,44 +416,34 @@ services:
 async fn targets_marked_down_through_the_admin_api_get_no_traffic_then_503() {
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
-    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
-    config.push_str(&upstream(
-        "two.up",
-        "round-robin",
-        &[(&a, 100), (&b, 100)],
-        "",
-    ));
-    config.push_str("services:\n");
-    config.push_str(&service("two", "two.up", "/two"));
+    let config = document(
+        &[upstream(
+            "two.up",
+            "round-robin",
+            &[(&a, 100), (&b, 100)],
+            "",
+        )],
+        &[service("two", "two.up", "/two")],
+    );
     let gw = Gateway::start(&config, &[("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0")]);
     let client = http1();
     let admin = gw.admin_url();
     let h = health(&client, &admin, "two.up").await;
     assert!(h.values().all(|v| v == "HEALTHCHECKS_OFF"), "{h:?}");
 
-    let put = |target: String, verdict: &'static str| {
-        let (client, admin) = (client.clone(), admin.clone());
-        async move {
-            let got = send(
-                &client,
-                "PUT",
-                &format!("{admin}/upstreams/two.up/targets/{target}/{verdict}"),
-                None,
-                &[],
-            )
-            .await;
-            assert_eq!(got.status, 204, "{}", got.text());
-        }
-    };
-    put(a.addr.to_string(), "unhealthy").await;
+    let (a_key, b_key) = (a.addr.to_string(), b.addr.to_string());
     assert_eq!(
-        health(&client, &admin, "two.up").await[&a.addr.to_string()],
-        "UNHEALTHY"
+        mark(&client, &admin, "two.up", &a_key, "unhealthy").await,
+        204
     );
+    assert_eq!(health(&client, &admin, "two.up").await[&a_key], "UNHEALTHY");
     let counts = spread(&format!("{}/two", gw.url()), 20, 1).await;
     assert_eq!(counts.get("b"), Some(&20), "{counts:?}");
 
-    put(b.addr.to_string(), "unhealthy").await;
+    assert_eq!(
+        mark(&client, &admin, "two.up", &b_key, "unhealthy").await,
+        204
+    );
     let got = get(&client, &format!("{}/two", gw.url()), &[]).await;
     assert_eq!(got.status, 503);
     assert!(
@@ -429,18 +460,16 @@ async fn targets_marked_down_through_the_admin_api_get_no_traffic_then_503() {
     .await;
     assert_eq!(got.json()["data"]["health"], "UNHEALTHY");
 
-    put(a.addr.to_string(), "healthy").await;
+    assert_eq!(
+        mark(&client, &admin, "two.up", &a_key, "healthy").await,
+        204
+    );
     let got = get(&client, &format!("{}/two", gw.url()), &[]).await;
     assert_eq!(answered_by(&got), "a");
-    let got = send(
-        &client,
-        "PUT",
-        &format!("{admin}/upstreams/two.up/targets/127.0.0.1:1/healthy"),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(got.status, 404);
+    assert_eq!(
+        mark(&client, &admin, "two.up", "127.0.0.1:1", "healthy").await,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,15 +480,15 @@ async fn a_target_at_its_circuit_breaker_limit_fails_fast_with_503() {
         Duration::from_millis(400),
     )
     .await;
-    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
-    config.push_str(&upstream(
-        "cb.up",
-        "round-robin",
-        &[(&slow, 100)],
-        "    circuit_breakers: {max_requests: 2}\n",
-    ));
-    config.push_str("services:\n");
-    config.push_str(&service("cb", "cb.up", "/cb"));
+    let config = document(
+        &[upstream(
+            "cb.up",
+            "round-robin",
+            &[(&slow, 100)],
+            "    circuit_breakers: {max_requests: 2}\n",
+        )],
+        &[service("cb", "cb.up", "/cb")],
+    );
     let gw = Gateway::start(&config, &[]);
     let url = format!("{}/cb", gw.url());
     let mut tasks = Vec::new();
@@ -549,17 +578,15 @@ async fn health_marks_and_warm_connections_survive_a_reload_that_keeps_the_upstr
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
     let config = |extra: &str| {
-        let mut s = String::from("_format_version: \"3.0\"\nupstreams:\n");
-        s.push_str(&upstream(
-            "keep.up",
-            "round-robin",
-            &[(&a, 100), (&b, 100)],
-            "",
-        ));
-        s.push_str("services:\n");
-        s.push_str(&service("keep", "keep.up", "/keep"));
-        s.push_str(extra);
-        s
+        document(
+            &[upstream(
+                "keep.up",
+                "round-robin",
+                &[(&a, 100), (&b, 100)],
+                "",
+            )],
+            &[service("keep", "keep.up", "/keep"), extra.to_owned()],
+        )
     };
     let gw = Gateway::start(
         &config(""),
@@ -572,21 +599,17 @@ async fn health_marks_and_warm_connections_survive_a_reload_that_keeps_the_upstr
     let admin = gw.admin_url();
     let counts = spread(&format!("{}/keep", gw.url()), 10, 1).await;
     assert_eq!(counts.get("b"), Some(&5), "{counts:?}");
-    let got = send(
-        &client,
-        "PUT",
-        &format!("{admin}/upstreams/keep.up/targets/{}/unhealthy", a.addr),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(got.status, 204);
+    let a_key = a.addr.to_string();
+    assert_eq!(
+        mark(&client, &admin, "keep.up", &a_key, "unhealthy").await,
+        204
+    );
     let b_connections = b.connections.load(Ordering::SeqCst);
 
     let line = gw.reload_with(&config(&service("other", "127.0.0.1", "/other")));
     assert!(line.contains("reloaded"), "{line}");
     assert_eq!(
-        health(&client, &admin, "keep.up").await[&a.addr.to_string()],
+        health(&client, &admin, "keep.up").await[&a_key],
         "UNHEALTHY"
     );
     let counts = spread(&format!("{}/keep", gw.url()), 10, 1).await;
@@ -699,28 +722,11 @@ upstreams:
     let client = http1();
     let admin = gw.admin_url();
     let key = addr.to_string();
-    let wait_for = |want: &'static str| {
-        let (client, admin, key) = (client.clone(), admin.clone(), key.clone());
-        async move {
-            let started = Instant::now();
-            loop {
-                let now = health(&client, &admin, "tls.up").await[&key].clone();
-                if now == want {
-                    return;
-                }
-                assert!(
-                    started.elapsed() < Duration::from_secs(5),
-                    "still {now}, want {want}"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    wait_for("HEALTHY").await;
+    wait_health(&client, &admin, "tls.up", &key, "HEALTHY").await;
     status.store(500, Ordering::SeqCst);
-    wait_for("UNHEALTHY").await;
+    wait_health(&client, &admin, "tls.up", &key, "UNHEALTHY").await;
     status.store(200, Ordering::SeqCst);
-    wait_for("HEALTHY").await;
+    wait_health(&client, &admin, "tls.up", &key, "HEALTHY").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -768,15 +774,10 @@ async fn admin_api_upstreams_balance_over_named_targets_and_keep_health_across_o
         "{counts:?}"
     );
 
-    let got = send(
-        &client,
-        "PUT",
-        &format!("{admin}/upstreams/api.up/targets/{named}/unhealthy"),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(got.status, 204, "{}", got.text());
+    assert_eq!(
+        mark(&client, &admin, "api.up", &named, "unhealthy").await,
+        204
+    );
     // Writes to other entities recompile the configuration; the mark stays.
     form(
         format!("{admin}/services"),
@@ -798,20 +799,12 @@ async fn admin_api_upstreams_balance_over_named_targets_and_keep_health_across_o
 async fn passive_checks_count_failing_statuses_and_tcp_probes_see_a_target_come_back() {
     let a = Backend::start("a").await;
     let b = Backend::start("b").await;
-    // Passive: two 500s mark a target down (cool-down off).
-    let mut config = String::from("_format_version: \"3.0\"\nupstreams:\n");
-    config.push_str(&upstream(
-        "statuses.up",
-        "round-robin",
-        &[(&a, 100), (&b, 100)],
-        "    healthchecks:\n      passive:\n        unhealthy: {http_failures: 2, cooldown: 0}\n",
-    ));
     // Active tcp probes every 0.1 s: one failed connect marks down, one
     // successful connect brings back.
     let spare = Backend::start("spare").await;
     let spare_addr = spare.addr;
     drop(spare);
-    config.push_str(&format!(
+    let tcp = format!(
         "  - name: tcp.up
     healthchecks:
       active:
@@ -821,9 +814,20 @@ async fn passive_checks_count_failing_statuses_and_tcp_probes_see_a_target_come_
     targets:
       - target: {spare_addr}
 "
-    ));
-    config.push_str("services:\n");
-    config.push_str(&service("statuses", "statuses.up", "/statuses"));
+    );
+    let config = document(
+        &[
+            // Passive: two 500s mark a target down (cool-down off).
+            upstream(
+                "statuses.up",
+                "round-robin",
+                &[(&a, 100), (&b, 100)],
+                "    healthchecks:\n      passive:\n        unhealthy: {http_failures: 2, cooldown: 0}\n",
+            ),
+            tcp,
+        ],
+        &[service("statuses", "statuses.up", "/statuses")],
+    );
     let gw = Gateway::start(&config, &[("TOLLGATE_ADMIN_LISTEN", "127.0.0.1:0")]);
     let client = http1();
     let admin = gw.admin_url();
@@ -838,17 +842,7 @@ async fn passive_checks_count_failing_statuses_and_tcp_probes_see_a_target_come_
     assert_eq!(got.status, 503);
 
     let key = spare_addr.to_string();
-    let wait_for = |want: &'static str| {
-        let (client, admin, key) = (client.clone(), admin.clone(), key.clone());
-        async move {
-            let started = Instant::now();
-            while health(&client, &admin, "tcp.up").await[&key] != want {
-                assert!(started.elapsed() < Duration::from_secs(5), "never {want}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-    wait_for("UNHEALTHY").await;
+    wait_health(&client, &admin, "tcp.up", &key, "UNHEALTHY").await;
     let _back = Backend::start_with("spare", spare_addr, Duration::ZERO).await;
-    wait_for("HEALTHY").await;
+    wait_health(&client, &admin, "tcp.up", &key, "HEALTHY").await;
 }

@@ -149,33 +149,29 @@ impl<'v> Record<'v> {
     /// An integer field within `min..=max`.
     pub(crate) fn integer(&self, ctx: &mut Ctx, key: &str, min: i64, max: i64) -> Option<i64> {
         let v = self.get(key)?;
-        match as_integer(v) {
-            Some(Ok(i)) if (min..=max).contains(&i) => Some(i),
-            Some(_) => {
-                ctx.err(
-                    self.at(key),
-                    format!(
-                        "value should be between {min} and {max}, got {}",
-                        describe(v)
-                    ),
-                );
-                None
-            }
-            None => {
-                ctx.err(
-                    self.at(key),
-                    format!("expected an integer, got {}", describe(v)),
-                );
-                None
-            }
-        }
+        self.within(ctx, key, v, as_integer(v), (min, max), "an integer")
     }
 
     /// A number field within `min..=max`.
     pub(crate) fn float(&self, ctx: &mut Ctx, key: &str, min: f64, max: f64) -> Option<f64> {
         let v = self.get(key)?;
-        match v.as_f64() {
-            Some(x) if (min..=max).contains(&x) => Some(x),
+        self.within(ctx, key, v, v.as_f64().map(Ok), (min, max), "a number")
+    }
+
+    /// `parsed` (the value of `key` read as `what`; `Err` when it does not
+    /// even fit the type) when it lies within `bounds`; otherwise records
+    /// why not.
+    fn within<T: PartialOrd + std::fmt::Display>(
+        &self,
+        ctx: &mut Ctx,
+        key: &str,
+        v: &Value,
+        parsed: Option<Result<T, ()>>,
+        (min, max): (T, T),
+        what: &str,
+    ) -> Option<T> {
+        match parsed {
+            Some(Ok(x)) if x >= min && x <= max => Some(x),
             Some(_) => {
                 ctx.err(
                     self.at(key),
@@ -189,7 +185,7 @@ impl<'v> Record<'v> {
             None => {
                 ctx.err(
                     self.at(key),
-                    format!("expected a number, got {}", describe(v)),
+                    format!("expected {what}, got {}", describe(v)),
                 );
                 None
             }
