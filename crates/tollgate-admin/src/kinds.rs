@@ -322,6 +322,18 @@ pub fn service_json(s: &Service) -> Map<String, Value> {
     m.insert("read_timeout".into(), json!(s.read_timeout));
     m.insert("enabled".into(), json!(s.enabled));
     m.insert("tags".into(), tags(&s.tags));
+    m.insert("tls_verify".into(), json!(s.tls.verify));
+    m.insert("tls_verify_depth".into(), json!(s.tls.verify_depth));
+    let cas = &s.tls.ca_certificates;
+    m.insert(
+        "ca_certificates".into(),
+        if cas.is_empty() {
+            Value::Null
+        } else {
+            json!(cas)
+        },
+    );
+    m.insert("client_certificate".into(), fk(s.tls.client_certificate));
     m
 }
 

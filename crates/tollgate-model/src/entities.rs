@@ -88,6 +88,23 @@ pub struct Service {
     pub enabled: bool,
     /// Free-form tags.
     pub tags: Vec<String>,
+    /// TLS to the backend (`https` services).
+    pub tls: ServiceTls,
+}
+
+/// How an `https` service talks TLS to its backend (Kong's `tls_verify`,
+/// `tls_verify_depth`, `ca_certificates`, `client_certificate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceTls {
+    /// Verify the backend's certificate (None: Kong's default, off).
+    pub verify: Option<bool>,
+    /// Longest accepted chain below the trust anchor (None: no limit).
+    pub verify_depth: Option<u8>,
+    /// CA certificates (ids of `ca_certificates`) trusted for this service,
+    /// on top of `lua_ssl_trusted_certificate`.
+    pub ca_certificates: Vec<Uuid>,
+    /// Certificate (id of a `certificates` entity) presented to the backend.
+    pub client_certificate: Option<Uuid>,
 }
 
 /// A route (Kong's Route entity, `traditional_compatible` flavour).

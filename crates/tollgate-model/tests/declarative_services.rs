@@ -185,16 +185,6 @@ services:
 }
 
 #[test]
-fn unsupported_tls_fields_are_refused_unless_null() {
-    let e =
-        err("_format_version: \"3.0\"\nservices:\n  - {name: a, host: a.com, tls_verify: false}\n");
-    has_line(
-        &e,
-        "kong.yml: services[0] (name \"a\").tls_verify: 'tls_verify' is not supported yet",
-    );
-}
-
-#[test]
 fn nested_plugins_are_scoped_to_the_service() {
     let c = ok("_format_version: \"3.0\"\nservices:\n  - {name: a, host: a.com, plugins: [{name: cors}]}\n");
     assert_eq!(c.plugins.len(), 1);
@@ -229,4 +219,46 @@ services:
         ("::1", 9000)
     );
     assert_eq!(c.services[1].host, "fe80::1");
+}
+
+#[test]
+fn service_tls_fields_are_read_and_their_references_checked() {
+    let c = ok(r#"
+_format_version: "3.0"
+ca_certificates:
+  - id: 0f8fad5b-d9cb-469f-a165-70867728950e
+    cert: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+services:
+  - name: s
+    url: https://api.internal
+    tls_verify: true
+    tls_verify_depth: 2
+    ca_certificates: [0f8fad5b-d9cb-469f-a165-70867728950e]
+"#);
+    let tls = &c.services[0].tls;
+    assert_eq!(tls.verify, Some(true));
+    assert_eq!(tls.verify_depth, Some(2));
+    assert_eq!(tls.ca_certificates.len(), 1);
+    assert_eq!(tls.client_certificate, None);
+
+    let e = err(r#"
+_format_version: "3.0"
+services:
+  - name: s
+    url: https://api.internal
+    tls_verify_depth: 65
+    ca_certificates: [7d444840-9dc0-11d1-b245-5ffdce74fad2, nope]
+    client_certificate: {id: 6f2f8a56-2d0c-4a8e-9d83-8d8a0cf1c6b1}
+"#);
+    let at = "kong.yml: services[0] (name \"s\")";
+    has_line(
+        &e,
+        &format!("{at}.tls_verify_depth: value should be between 0 and 64"),
+    );
+    has_line(&e, &format!("{at}.ca_certificates[0]: no ca_certificate with id \"7d444840-9dc0-11d1-b245-5ffdce74fad2\""));
+    has_line(
+        &e,
+        &format!("{at}.ca_certificates[1]: expected a UUID, got \"nope\""),
+    );
+    has_line(&e, &format!("{at}.client_certificate: no certificate with id \"6f2f8a56-2d0c-4a8e-9d83-8d8a0cf1c6b1\""));
 }

@@ -8,7 +8,7 @@
 
 use crate::body::{BodyError, ProxyBody};
 use crate::chunked;
-use crate::sock;
+use crate::sock::Sink;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body::Body;
@@ -17,7 +17,6 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 /// Why writing a body failed.
@@ -155,7 +154,7 @@ impl Pump {
     /// Moves the body forward; `Ready(Ok)` once all of it was written.
     pub fn poll(
         &mut self,
-        stream: &TcpStream,
+        stream: &(impl Sink + ?Sized),
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), PumpError>> {
         loop {
@@ -177,7 +176,7 @@ impl Pump {
                     IoSlice::new(&self.data),
                     IoSlice::new(self.tail),
                 ];
-                match sock::poll_write(stream, cx, &slices) {
+                match stream.poll_write(cx, &slices) {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()))
                     }

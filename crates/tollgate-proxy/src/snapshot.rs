@@ -6,7 +6,9 @@
 
 use crate::balancer::registry::{Registry, UpstreamShared};
 use crate::balancer::state::Thresholds;
-use crate::balancer::{target_key, Balancer, BalancerSpec, Passive, StatusSet, TargetEntry};
+use crate::balancer::{
+    target_key, Balancer, BalancerSpec, Passive, StatusSet, TargetEntry, TargetTls,
+};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
@@ -257,8 +259,16 @@ pub enum CompileError {
     /// A route could not be compiled into the router.
     #[error(transparent)]
     Router(#[from] RouterError),
+    /// The service's TLS settings cannot be used.
+    #[error("service {service}: TLS: {reason}")]
+    Tls {
+        /// The service.
+        service: String,
+        /// Why.
+        reason: String,
+    },
     /// The service asks for something this version cannot do yet.
-    #[error("service {service}: protocol {protocol} is not supported yet (only http)")]
+    #[error("service {service}: protocol {protocol} is not supported yet (only http and https)")]
     Unsupported {
         /// The service.
         service: String,
@@ -294,12 +304,72 @@ fn host_header(
     })
 }
 
+/// A service's TLS to its backends, compiled.
+struct ServiceTlsConfig {
+    config: Arc<tollgate_tls::rustls::ClientConfig>,
+    /// SNI for every target (an upstream's `host_header`); None: each
+    /// target's own host.
+    server_name: Option<String>,
+    /// A hash of the settings, part of the pool key.
+    identity: u64,
+}
+
+/// The TLS settings of `https` service `s`, built once per distinct
+/// settings and kept in the registry (rustls then resumes sessions across
+/// configuration changes).
+fn service_tls(
+    s: &Service,
+    config: &Config,
+    env: &PluginEnv,
+    registry: &Registry,
+    server_name: Option<&str>,
+    label: &str,
+) -> Result<ServiceTlsConfig, CompileError> {
+    let tls = &s.tls;
+    let cas: Vec<&str> = tls
+        .ca_certificates
+        .iter()
+        .filter_map(|id| config.ca_certificates.iter().find(|c| c.id == *id))
+        .map(|c| c.cert.as_str())
+        .collect();
+    let client = tls
+        .client_certificate
+        .and_then(|id| config.certificates.iter().find(|c| c.id == id))
+        .map(|c| (c.cert.as_str(), c.key.as_str()));
+    let spec = tollgate_tls::upstream::UpstreamTls {
+        verify: tls.verify.unwrap_or(false),
+        depth: tls.verify_depth,
+        extra_cas: &cas,
+        client,
+    };
+    let key = format!(
+        "{}|{:?}|{}|{}",
+        spec.verify,
+        spec.depth,
+        cas.join(""),
+        client.map(|(c, k)| format!("{c}{k}")).unwrap_or_default()
+    );
+    let identity = crate::balancer::ring::stable_hash(&[key.as_bytes()]);
+    let config = registry
+        .client_config(identity, || env.tls.upstream(&spec))
+        .map_err(|e| CompileError::Tls {
+            service: label.to_owned(),
+            reason: e.to_string(),
+        })?;
+    Ok(ServiceTlsConfig {
+        config,
+        server_name: server_name.map(str::to_owned),
+        identity,
+    })
+}
+
 fn target_entry(
     host: &str,
     port: u16,
     weight: u32,
     header: HeaderValue,
     shared: &UpstreamShared,
+    tls: Option<&ServiceTlsConfig>,
 ) -> TargetEntry {
     let ip = host
         .trim_start_matches('[')
@@ -307,8 +377,23 @@ fn target_entry(
         .parse::<std::net::IpAddr>()
         .ok();
     let key = target_key(host, port);
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let identity = tls.map_or(0, |t| t.identity);
+    let tls = tls.map(|t| {
+        Arc::new(TargetTls {
+            config: t.config.clone(),
+            server_name: t.server_name.as_deref().unwrap_or(bare).into(),
+        })
+    });
+    let pool_key = match &tls {
+        // The same address with other TLS settings is another backend.
+        Some(t) => format!("{key}|tls|{}|{:x}", t.server_name, identity).into(),
+        None => key.clone(),
+    };
     TargetEntry {
         state: shared.target(&key),
+        pool_key,
+        tls,
         key,
         host: host.trim_start_matches('[').trim_end_matches(']').into(),
         port,
@@ -344,10 +429,20 @@ fn balancer_spec(up: &Upstream) -> BalancerSpec {
 fn compile_service(
     s: &Service,
     config: &Config,
+    env: &PluginEnv,
     registry: &Registry,
 ) -> Result<ServiceEntry, CompileError> {
     let label = s.name.clone().unwrap_or_else(|| s.id.to_string());
-    if s.protocol != Protocol::Http {
+    let upstream = config.upstreams.iter().find(|u| u.name == s.host);
+    let tls = match s.protocol {
+        Protocol::Http => None,
+        Protocol::Https => {
+            let sni = upstream.and_then(|u| u.host_header.as_deref());
+            Some(service_tls(s, config, env, registry, sni, &label)?)
+        }
+        _ => None,
+    };
+    if !matches!(s.protocol, Protocol::Http | Protocol::Https) {
         // Refused rather than silently sent in clear text to a TLS port.
         return Err(CompileError::Unsupported {
             service: label,
@@ -355,20 +450,34 @@ fn compile_service(
         });
     }
     let mut targets = Vec::new();
-    let balancer = if let Some(up) = config.upstreams.iter().find(|u| u.name == s.host) {
+    let balancer = if let Some(up) = upstream {
         let shared = registry.shared(up);
         for t in up.targets.iter().filter(|t| t.weight > 0) {
             let header = match &up.host_header {
                 Some(h) => host_header(h, s.protocol.default_port(), s.protocol, &label)?,
                 None => host_header(&t.host, t.port, s.protocol, &label)?,
             };
-            targets.push(target_entry(&t.host, t.port, t.weight, header, &shared));
+            targets.push(target_entry(
+                &t.host,
+                t.port,
+                t.weight,
+                header,
+                &shared,
+                tls.as_ref(),
+            ));
         }
         Balancer::new(balancer_spec(up), targets, shared)
     } else {
         let shared = Arc::new(UpstreamShared::default());
         let header = host_header(&s.host, s.port, s.protocol, &label)?;
-        targets.push(target_entry(&s.host, s.port, 1, header, &shared));
+        targets.push(target_entry(
+            &s.host,
+            s.port,
+            1,
+            header,
+            &shared,
+            tls.as_ref(),
+        ));
         let spec = BalancerSpec {
             name: s.host.as_str().into(),
             algorithm: tollgate_model::Algorithm::RoundRobin,
@@ -421,7 +530,7 @@ impl Snapshot {
         }
         let mut services = std::collections::HashMap::new();
         for s in &config.services {
-            services.insert(s.id, Arc::new(compile_service(s, &config, registry)?));
+            services.insert(s.id, Arc::new(compile_service(s, &config, env, registry)?));
         }
         let mut routes = Vec::new();
         for r in &config.routes {

@@ -47,6 +47,18 @@ pub fn poll_fill(
     }
 }
 
+/// Something a body can be written to, by readiness.
+pub trait Sink {
+    /// Writes some of `bufs`, returning how many bytes went out.
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>>;
+}
+
+impl Sink for TcpStream {
+    fn poll_write(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        poll_write(self, cx, bufs)
+    }
+}
+
 /// Writes some of `bufs`, returning how many bytes went out.
 pub fn poll_write(
     stream: &TcpStream,

@@ -9,6 +9,7 @@
 
 mod insecure;
 pub mod server;
+pub mod upstream;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -190,6 +190,8 @@ pub(crate) struct Build {
     /// Lowercased SNI name → where it was declared.
     pub(crate) sni_names: HashMap<String, FieldPath>,
     pub(crate) ca_ids: HashMap<Uuid, FieldPath>,
+    /// Service TLS references, checked once certificates are read.
+    pub(crate) tls_references: Vec<(FieldPath, service::TlsReference, Uuid)>,
     pub(crate) ca_digests: HashMap<String, FieldPath>,
 }
 
@@ -282,6 +284,7 @@ fn document(b: &mut Build, value: &Value) {
     certificate::certificates(b, &rec);
     certificate::top_level_snis(b, &rec);
     certificate::ca_certificates(b, &rec);
+    service::check_tls_references(b);
 }
 
 /// The label of an entity in paths, e.g. `name "orders"`, when `value` is an

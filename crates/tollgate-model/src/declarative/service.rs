@@ -5,8 +5,9 @@ use super::{
     assign_id, check, claim, id_path, label_of, name_field, route, tags_field, timestamps, Build,
 };
 use crate::error::FieldPath;
-use crate::{Protocol, Service};
+use crate::{Protocol, Service, ServiceTls};
 use serde_json::Value;
+use uuid::Uuid;
 
 const FIELDS: &[&str] = &[
     "id",
@@ -48,6 +49,67 @@ pub(super) fn services(b: &mut Build, root: &Record<'_>) {
     }
 }
 
+/// `tls_verify`, `tls_verify_depth`, `ca_certificates` and
+/// `client_certificate`; the references are checked once every
+/// certificate is read ([`check_tls_references`]).
+fn service_tls(
+    ctx: &mut Ctx,
+    rec: &Record<'_>,
+    refs: &mut Vec<(FieldPath, TlsReference, Uuid)>,
+) -> ServiceTls {
+    let mut tls = ServiceTls {
+        verify: rec.opt_boolean(ctx, "tls_verify"),
+        verify_depth: rec.integer(ctx, "tls_verify_depth", 0, 64).map(|d| d as u8),
+        ..ServiceTls::default()
+    };
+    if let Some(items) = rec.strings(ctx, "ca_certificates") {
+        for (path, s) in items {
+            match Uuid::try_parse(s) {
+                Ok(id) => {
+                    refs.push((path, TlsReference::Ca, id));
+                    tls.ca_certificates.push(id);
+                }
+                Err(_) => ctx.err(path, format!("expected a UUID, got {}", quote(s))),
+            }
+        }
+    }
+    if let Some(v) = rec.get("client_certificate") {
+        let path = rec.at("client_certificate");
+        if let Some(r) = route::reference_with(ctx, v, path.clone(), &["id"]) {
+            match Uuid::try_parse(&r) {
+                Ok(id) => {
+                    refs.push((path, TlsReference::Certificate, id));
+                    tls.client_certificate = Some(id);
+                }
+                Err(_) => ctx.err(path, format!("expected a UUID, got {}", quote(&r))),
+            }
+        }
+    }
+    tls
+}
+
+/// What a service's TLS field points to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TlsReference {
+    /// A `ca_certificates` entity.
+    Ca,
+    /// A `certificates` entity.
+    Certificate,
+}
+
+/// Reports service TLS references to entities that do not exist.
+pub(super) fn check_tls_references(b: &mut Build) {
+    for (path, kind, id) in std::mem::take(&mut b.tls_references) {
+        let (found, what) = match kind {
+            TlsReference::Ca => (b.ca_ids.contains_key(&id), "ca_certificate"),
+            TlsReference::Certificate => (b.certificate_ids.contains_key(&id), "certificate"),
+        };
+        if !found {
+            b.ctx.err(path, format!("no {what} with id \"{id}\""));
+        }
+    }
+}
+
 /// Where a service sends traffic: (protocol, host, port, path).
 struct Endpoint {
     protocol: Protocol,
@@ -79,14 +141,7 @@ fn service(b: &mut Build, value: &Value, path: FieldPath) {
     let enabled = rec.boolean(ctx, "enabled", true);
     let tags = tags_field(ctx, &rec);
     timestamps(ctx, &rec);
-    for key in [
-        "ca_certificates",
-        "client_certificate",
-        "tls_verify",
-        "tls_verify_depth",
-    ] {
-        rec.unsupported(ctx, key);
-    }
+    let tls = service_tls(ctx, &rec, &mut b.tls_references);
 
     let id = assign_id(b, &rec, "services", name.as_deref(), "", value);
     let ctx = &mut b.ctx;
@@ -127,6 +182,7 @@ fn service(b: &mut Build, value: &Value, path: FieldPath) {
         read_timeout,
         enabled,
         tags,
+        tls,
     });
 
     if let Some(routes) = rec.array(&mut b.ctx, "routes") {

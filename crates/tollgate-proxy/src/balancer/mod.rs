@@ -40,6 +40,19 @@ pub struct TargetEntry {
     pub weight: u32,
     /// Live health and load, shared with other snapshots.
     pub state: Arc<TargetState>,
+    /// Connection pool key: the address, plus the TLS identity for TLS.
+    pub pool_key: Arc<str>,
+    /// TLS to this target (`https` services).
+    pub tls: Option<Arc<TargetTls>>,
+}
+
+/// How to open TLS to a target.
+#[derive(Debug)]
+pub struct TargetTls {
+    /// Client settings (verification, trusted authorities, client certificate).
+    pub config: Arc<tollgate_tls::rustls::ClientConfig>,
+    /// The name sent as SNI and verified (an IP address sends no SNI).
+    pub server_name: Arc<str>,
 }
 
 /// A set of HTTP statuses (100–999) as a bitmap.

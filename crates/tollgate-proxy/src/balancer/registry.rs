@@ -73,10 +73,16 @@ impl Health {
     }
 }
 
+/// A TLS client configuration for backends, by settings hash.
+type ClientConfigs = HashMap<u64, Arc<tollgate_tls::rustls::ClientConfig>>;
+
 /// Every upstream's live state.
 #[derive(Debug, Default)]
 pub struct Registry {
     upstreams: Mutex<HashMap<Uuid, Arc<UpstreamShared>>>,
+    /// Backend TLS settings built so far (kept across snapshots, so
+    /// sessions resume and trust stores are read once).
+    client_configs: Mutex<ClientConfigs>,
     /// Where active checkers run, and their TLS client (none: no checkers).
     checkers: Option<(tokio::runtime::Handle, Arc<ClientTls>)>,
 }
@@ -87,9 +93,24 @@ impl Registry {
     /// `tls`.
     pub fn with_checkers(handle: tokio::runtime::Handle, tls: Arc<ClientTls>) -> Arc<Registry> {
         Arc::new(Registry {
-            upstreams: Mutex::new(HashMap::new()),
             checkers: Some((handle, tls)),
+            ..Registry::default()
         })
+    }
+
+    /// The backend TLS configuration for settings hash `identity`, built
+    /// with `build` the first time.
+    pub fn client_config(
+        &self,
+        identity: u64,
+        build: impl FnOnce() -> Result<Arc<tollgate_tls::rustls::ClientConfig>, tollgate_tls::TlsError>,
+    ) -> Result<Arc<tollgate_tls::rustls::ClientConfig>, tollgate_tls::TlsError> {
+        if let Some(c) = lock(&self.client_configs).get(&identity) {
+            return Ok(c.clone());
+        }
+        let config = build()?;
+        lock(&self.client_configs).insert(identity, config.clone());
+        Ok(config)
     }
 
     /// The live state of `upstream`, created when new.

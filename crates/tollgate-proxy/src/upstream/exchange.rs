@@ -11,6 +11,7 @@ use crate::balancer::state::Load;
 use crate::body::BodyError;
 use crate::chunked::{ChunkedDecoder, Step};
 use crate::pump::{Pump, PumpError};
+use crate::sock::Sink;
 use bytes::Bytes;
 use http::Method;
 use http_body::{Frame, SizeHint};
@@ -43,6 +44,10 @@ pub enum ExchangeError {
     /// The client's request body failed (or was too large).
     #[error("client body: {0}")]
     ClientBody(BodyError),
+    /// A protocol switch (WebSocket) was answered over TLS to the backend,
+    /// which Tollgate does not tunnel yet.
+    #[error("protocol switch over TLS to the backend is not supported yet")]
+    UpgradeOverTls,
 }
 
 impl From<PumpError> for ExchangeError {
@@ -112,7 +117,7 @@ pub async fn read_head(
     tokio::pin!(deadline);
     poll_fn(|cx| {
         if let Some(p) = pump.as_mut().filter(|p| !p.is_done()) {
-            match p.poll(conn.stream(), cx) {
+            match p.poll(&*conn, cx) {
                 Poll::Ready(Ok(())) => deadline.as_mut().reset(Instant::now() + read_timeout),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Pending => {}
@@ -283,7 +288,7 @@ impl UpstreamBody {
             return Poll::Ready(None);
         };
         if let Some(p) = self.pump.as_mut() {
-            match p.poll(conn.stream(), cx) {
+            match p.poll(&**conn, cx) {
                 Poll::Ready(Ok(())) => self.pump = None,
                 Poll::Ready(Err(e)) => {
                     tracing::debug!("request body after an early answer: {e}");

@@ -47,7 +47,24 @@ pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Box<Conn
         }
     };
     let _ = stream.set_nodelay(true);
-    Ok(Box::new(Conn::new(stream)))
+    let Some(tls) = &target.tls else {
+        return Ok(Box::new(Conn::new(stream)));
+    };
+    let handshake = tollgate_tls::connect(tls.config.clone(), &tls.server_name, stream);
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(s)) => {
+            let (tcp, session) = s.into_inner();
+            Ok(Box::new(Conn::tls(tcp, session)))
+        }
+        Ok(Err(e)) => Err(ProxyError::new(
+            ErrorKind::ConnectFailed,
+            format!("{}: {e}", target.key),
+        )),
+        Err(_) => Err(ProxyError::new(
+            ErrorKind::ConnectTimeout,
+            format!("TLS handshake with {} timed out", target.key),
+        )),
+    }
 }
 
 async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
@@ -155,10 +172,13 @@ async fn attempt(
         Err(e) => return Attempt::Failed(e),
     };
     if head.response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        let Some(upgraded) = conn.into_parts() else {
+            return Attempt::Failed(ExchangeError::UpgradeOverTls);
+        };
         let (parts, ()) = head.response.into_parts();
         return Attempt::Answered(Answer {
             response: Response::from_parts(parts, UpstreamBody::empty()),
-            upgraded: Some(conn.into_parts()),
+            upgraded: Some(upgraded),
             raw_head: None,
         });
     }
@@ -266,10 +286,10 @@ pub async fn send(
         let load = balancer.begin(i);
         // Only the latency algorithm needs the time to the response head.
         let started = balancer.times_answers().then(std::time::Instant::now);
-        let home = (!upgrade).then(|| (pool.clone(), target.key.clone()));
+        let home = (!upgrade).then(|| (pool.clone(), target.pool_key.clone()));
         let mut outcome = None;
         if !upgrade {
-            if let Some(conn) = pool.checkout(&target.key) {
+            if let Some(conn) = pool.checkout(&target.pool_key) {
                 let sent = body.take().unwrap_or_else(ProxyBody::empty);
                 match attempt(conn, &out, sent, home.clone()).await {
                     // The idle connection had been closed by the backend (a

@@ -189,6 +189,22 @@ impl Backend {
     /// dropped) that waits `delay` before every answer. Dropping it closes
     /// its listener and every connection, as a killed process would.
     pub async fn start_with(name: &str, addr: SocketAddr, delay: Duration) -> Backend {
+        Self::start_full(name, addr, delay, None).await
+    }
+
+    /// Starts an HTTPS backend with `tls` (e.g. [`super::tls::TestPki`]'s).
+    pub async fn start_tls(name: &str, tls: Arc<tollgate_tls::rustls::ServerConfig>) -> Backend {
+        let any = "127.0.0.1:0".parse().unwrap();
+        Self::start_full(name, any, Duration::ZERO, Some(tls)).await
+    }
+
+    async fn start_full(
+        name: &str,
+        addr: SocketAddr,
+        delay: Duration,
+        tls: Option<Arc<tollgate_tls::rustls::ServerConfig>>,
+    ) -> Backend {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
@@ -205,6 +221,7 @@ impl Backend {
                 c.fetch_add(1, Ordering::SeqCst);
                 let (h, name, a) = (h.clone(), name.clone(), a.clone());
                 let mut stopped = stopped.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         h.fetch_add(1, Ordering::SeqCst);
@@ -218,10 +235,26 @@ impl Backend {
                     });
                     let builder =
                         hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = stopped.wait_for(|s| *s) => {}
+                    match acceptor {
+                        None => {
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stopped.wait_for(|s| *s) => {}
+                            }
+                        }
+                        Some(acceptor) => {
+                            let Ok(tls) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                            tokio::select! {
+                                _ = conn => {}
+                                _ = stopped.wait_for(|s| *s) => {}
+                            }
+                        }
                     }
                 });
             }
