@@ -120,14 +120,21 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
+/// TLS sessions remembered by id (TLS 1.2 resumption without tickets).
+const SESSION_CACHE: usize = 20_000;
+
 /// The configuration of TLS listeners: TLS 1.2 and 1.3, ALPN `h2` and
-/// `http/1.1`, certificates from `resolver`.
+/// `http/1.1`, certificates from `resolver`, sessions resumable.
 pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Session resumption: TLS 1.3 tickets (keys rotated every 6 hours,
+    // per node) and a session cache for TLS 1.2 clients that ask by id.
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Arc::new(config))
 }
 

@@ -178,6 +178,46 @@ async fn ssl_cert_settings_name_the_default_certificate() {
     .unwrap();
     assert_eq!(got.status, 200);
     assert_eq!(got.peer_cert, der(&pki.cert_pem));
+
+    // Sessions resume: a second connection with the same client settings
+    // skips the full handshake, for TLS 1.3 (ticket) and TLS 1.2.
+    use tollgate_tls::rustls::{version, HandshakeKind};
+    for v in [&version::TLS13, &version::TLS12] {
+        let provider = std::sync::Arc::new(tollgate_tls::rustls::crypto::ring::default_provider());
+        let mut roots = tollgate_tls::rustls::RootCertStore::empty();
+        roots.add(der(&pki.ca_pem).into()).unwrap();
+        let config = std::sync::Arc::new(
+            tollgate_tls::rustls::ClientConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[v])
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let tcp = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+            let mut tls = tollgate_tls::connect(config.clone(), "localhost", tcp)
+                .await
+                .unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            tls.write_all(b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = tls.read_to_end(&mut answer).await;
+            assert!(
+                answer.starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&answer)
+            );
+            kinds.push(tls.get_ref().1.handshake_kind());
+        }
+        assert_eq!(
+            kinds,
+            [Some(HandshakeKind::Full), Some(HandshakeKind::Resumed)],
+            "{v:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
