@@ -197,3 +197,73 @@ async fn connections_over_the_cap_are_closed() {
         String::from_utf8_lossy(&buf)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_rapid_reset_flood_leaves_other_clients_served() {
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes:\n  - paths: [/]\n",
+        b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let addr = gw.proxy;
+    // The attacker, on a thread and runtime of its own (so it cannot slow
+    // the test's client down): h2c, opening streams and cancelling each at
+    // once (CVE-2023-44487), as fast as the connection allows, for 3 s.
+    let attacker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let Ok((client, conn)) = h2::client::handshake(tcp).await else {
+                return 0usize;
+            };
+            tokio::spawn(conn);
+            let mut client = client;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            let mut sent = 0;
+            while std::time::Instant::now() < deadline {
+                let Ok(ready) = client.ready().await else {
+                    break;
+                };
+                client = ready;
+                let req = http::Request::get(format!("http://{addr}/slow/200"))
+                    .body(())
+                    .unwrap();
+                // Dropping both handles at once resets the stream (CANCEL).
+                let Ok(handles) = client.send_request(req, true) else {
+                    break;
+                };
+                drop(handles);
+                sent += 1;
+            }
+            sent
+        })
+    });
+    // Meanwhile an ordinary client keeps being answered promptly.
+    let client = support::client::http1();
+    let mut worst = std::time::Duration::ZERO;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let got = support::client::get(&client, &format!("http://{addr}/x"), &[]).await;
+        assert_eq!(got.status, 200);
+        worst = worst.max(started.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let sent = attacker.join().unwrap();
+    eprintln!("rapid reset: {sent} streams opened and cancelled; slowest other answer {worst:?}; {} reached the backend", b.hits.load(Ordering::SeqCst));
+    assert!(sent > 100, "the attacker only opened {sent} streams");
+    assert!(
+        worst < std::time::Duration::from_secs(1),
+        "slowest answer {worst:?}"
+    );
+    // The cancelled streams did not pile up at the backend: far fewer
+    // requests reached it than streams were opened.
+    let reached = b.hits.load(Ordering::SeqCst);
+    assert!(
+        reached < sent,
+        "{reached} of {sent} cancelled streams reached the backend"
+    );
+}
