@@ -319,6 +319,10 @@ const MINIMAL: &[(&str, &str)] = &[
     ("correlation-id", "{}"),
     ("bot-detection", "{}"),
     ("cors", "{}"),
+    (
+        "mtls-auth",
+        r#"{"ca_certificates": ["0f8fad5b-d9cb-469f-a165-70867728950e"]}"#,
+    ),
     ("jwt", "{}"),
     ("oauth2", "{}"),
     ("key-auth", "{}"),

@@ -111,7 +111,13 @@ pub struct ConnInfo {
     /// The connection's slot under `max_connections`; held as long as
     /// anything (the connection, or a WebSocket tunnel born from it) lives.
     pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The certificate chain the client presented in the TLS handshake
+    /// (leaf first), not verified yet (see the `mtls-auth` plugin).
+    pub client_certs: Option<ClientCerts>,
 }
+
+/// A client's certificate chain, leaf first.
+pub type ClientCerts = Arc<[tollgate_tls::rustls::pki_types::CertificateDer<'static>]>;
 
 impl ConnInfo {
     /// Attaches the connection's slot.
@@ -136,6 +142,7 @@ impl ConnInfo {
             tls,
             trusted: trusted.contains(ip),
             permit: None,
+            client_certs: None,
         }
     }
 }

@@ -602,6 +602,7 @@ async fn access_phase(
         },
         tls: conn.tls,
         trusted_client: conn.trusted,
+        client_certs: conn.client_certs.as_deref(),
         retried: false,
         identity: None,
         service: entry.route.service,

@@ -124,11 +124,16 @@ impl ResolvesServerCert for CertResolver {
 const SESSION_CACHE: usize = 20_000;
 
 /// The configuration of TLS listeners: TLS 1.2 and 1.3, ALPN `h2` and
-/// `http/1.1`, certificates from `resolver`, sessions resumable.
-pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
+/// `http/1.1`, certificates from `resolver`, sessions resumable; client
+/// certificates asked for while `client_certs` is set (see
+/// [`crate::client_auth`]).
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    client_certs: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(crate::provider())
         .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
+        .with_client_cert_verifier(crate::client_auth::RequestClientCerts::new(client_certs))
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     // Session resumption: TLS 1.3 tickets (keys rotated every 6 hours,

@@ -63,6 +63,10 @@ pub struct DataPlane {
     pub certs: Option<Arc<tollgate_tls::server::CertResolver>>,
     /// Live upstream state (health, load, active checkers).
     pub upstreams: Arc<Registry>,
+    /// Whether TLS handshakes ask for client certificates: set while an
+    /// `mtls-auth` plugin is enabled (as Kong, which asks on every
+    /// handshake then, since the route is not known yet).
+    pub client_certs: Arc<AtomicBool>,
 }
 
 /// Opens the control plane for the node's `database` setting; every
@@ -73,6 +77,7 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
         env,
         certs,
         upstreams,
+        client_certs,
     } = plane;
     let parsed = crate::certs::ParsedCertificates::default();
     let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
@@ -80,11 +85,17 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
         let snap =
             Snapshot::compile(config.clone(), &env, &upstreams).map_err(|e| e.to_string())?;
         let (handle, certs, upstreams) = (handle.clone(), certs.clone(), upstreams.clone());
+        let wants_certs = config
+            .plugins
+            .iter()
+            .any(|p| p.enabled && p.name == "mtls-auth");
+        let client_certs = client_certs.clone();
         Ok(Box::new(move || {
             if let Some(h) = handle {
                 h.store(Arc::new(snap));
             }
             upstreams.activate(&config);
+            client_certs.store(wants_certs, Ordering::Relaxed);
             if let (Some(c), Some(table)) = (certs, sni) {
                 c.replace(table);
             }
@@ -282,9 +293,10 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("prefix {}", settings.prefix.display()))?;
     let env = crate::tokens::plugin_env(&settings)?;
     let certs = crate::certs::resolver(&settings)?;
+    let client_certs = Arc::new(AtomicBool::new(false));
     let acceptor = match &certs {
         Some(c) => Some(tollgate_tls::tokio_rustls::TlsAcceptor::from(
-            tollgate_tls::server::server_config(c.clone())?,
+            tollgate_tls::server::server_config(c.clone(), client_certs.clone())?,
         )),
         None => None,
     };
@@ -296,6 +308,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
             env,
             certs,
             upstreams: upstreams.clone(),
+            client_certs,
         },
     )?;
 

@@ -12,6 +12,7 @@ pub mod http_log;
 pub mod ip_restriction;
 pub mod jwt;
 pub mod key_auth;
+pub mod mtls_auth;
 pub mod oauth2;
 pub mod prometheus;
 pub mod proxy_cache;

@@ -155,6 +155,9 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub struct Directory {
     consumers: Map<Uuid, Arc<ConsumerInfo>>,
     by_username: Map<String, Uuid>,
+    by_custom_id: Map<String, Uuid>,
+    /// CA certificates (PEM) by id, for mtls-auth.
+    ca_certificates: Map<Uuid, String>,
     /// key → (consumer, credential, expiry in epoch seconds for keys with a
     /// `ttl`, the credential id as a header value).
     keys: Map<String, (Uuid, Uuid, Option<i64>, http::HeaderValue)>,
@@ -258,9 +261,13 @@ impl Directory {
         }
         let mut consumers = Map::default();
         let mut by_username = Map::default();
+        let mut by_custom_id = Map::default();
         for c in &config.consumers {
             if let Some(u) = &c.username {
                 by_username.insert(u.clone(), c.id);
+            }
+            if let Some(u) = &c.custom_id {
+                by_custom_id.insert(u.clone(), c.id);
             }
             consumers.insert(
                 c.id,
@@ -280,6 +287,12 @@ impl Directory {
         Arc::new(Directory {
             consumers,
             by_username,
+            by_custom_id,
+            ca_certificates: config
+                .ca_certificates
+                .iter()
+                .map(|c| (c.id, c.cert.clone()))
+                .collect(),
             keys,
             basic,
             jwt,
@@ -302,6 +315,23 @@ impl Directory {
             client.clone(),
             self.consumers.get(&client.consumer)?.clone(),
         ))
+    }
+
+    /// A consumer by username.
+    pub fn consumer_by_username(&self, username: &str) -> Option<Arc<ConsumerInfo>> {
+        self.consumers.get(self.by_username.get(username)?).cloned()
+    }
+
+    /// A consumer by custom_id.
+    pub fn consumer_by_custom_id(&self, custom_id: &str) -> Option<Arc<ConsumerInfo>> {
+        self.consumers
+            .get(self.by_custom_id.get(custom_id)?)
+            .cloned()
+    }
+
+    /// A CA certificate's PEM by id.
+    pub fn ca_certificate(&self, id: Uuid) -> Option<&str> {
+        self.ca_certificates.get(&id).map(String::as_str)
     }
 
     /// A consumer by id or username (for `anonymous`).

@@ -78,6 +78,9 @@ pub struct AccessCtx<'a> {
     pub tls: bool,
     /// Whether the client is in `trusted_ips` (its X-Forwarded-* count).
     pub trusted_client: bool,
+    /// The certificate chain the client presented over TLS (leaf first),
+    /// not verified yet.
+    pub client_certs: Option<&'a [tollgate_tls::rustls::pki_types::CertificateDer<'static>]>,
     /// Whether the running plugin's access phase is being run again after
     /// it asked for [`Flow::Retry`] (it may not ask twice).
     pub retried: bool,

@@ -37,5 +37,11 @@ pub(super) async fn serve_connection<H, F>(
         }
         Err(_) => return,
     };
+    let mut conn = conn;
+    if let (Some(certs), Some(info)) =
+        (tls.get_ref().1.peer_certificates(), Arc::get_mut(&mut conn))
+    {
+        info.client_certs = Some(certs.iter().map(|c| c.clone().into_owned()).collect());
+    }
     super::h2::serve_hyper(tls, false, worker, conn, handler, shutdown).await;
 }

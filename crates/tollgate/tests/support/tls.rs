@@ -61,6 +61,40 @@ impl TestPki {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A client certificate signed by the CA whose subject's common name
+    /// is `cn`: (cert PEM, key PEM).
+    pub fn issue_client(&self, cn: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A client configuration that trusts the CA (for a server using
+    /// this PKI's certificate) and presents `cert` (PEM and key).
+    pub fn client_config_with_cert(&self, cert: &(String, String)) -> Arc<rustls::ClientConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap())
+            .unwrap();
+        let chain = vec![CertificateDer::from_pem_slice(cert.0.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(cert.1.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        Arc::new(config)
+    }
+
     /// A rustls client configuration trusting the CA (or, with `verify`
     /// false, any certificate), offering `alpn`.
     pub fn client_config(&self, verify: bool, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
