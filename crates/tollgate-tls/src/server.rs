@@ -38,19 +38,53 @@ pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>,
     Ok(Arc::new(ck))
 }
 
+/// A certificate entity ready to serve: its `cert`/`key`, and its
+/// `cert_alt`/`key_alt` when set (e.g. ECDSA next to RSA).
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The main pair.
+    pub main: Arc<CertifiedKey>,
+    /// The alternate pair.
+    pub alt: Option<Arc<CertifiedKey>>,
+}
+
+impl Served {
+    /// The pair for a client offering signature `schemes`: the alternate
+    /// when it is ECDSA and the client can verify it (as Kong prefers),
+    /// else the first of main and alternate the client can verify, else
+    /// the main one.
+    pub fn choose(&self, schemes: &[rustls::SignatureScheme]) -> Arc<CertifiedKey> {
+        let usable = |k: &Arc<CertifiedKey>| k.key.choose_scheme(schemes).is_some();
+        if let Some(alt) = &self.alt {
+            let ecdsa = alt.key.algorithm() == rustls::SignatureAlgorithm::ECDSA;
+            if (ecdsa || !usable(&self.main)) && usable(alt) {
+                return alt.clone();
+            }
+        }
+        self.main.clone()
+    }
+}
+
+impl From<Arc<CertifiedKey>> for Served {
+    fn from(main: Arc<CertifiedKey>) -> Self {
+        Served { main, alt: None }
+    }
+}
+
 /// Certificates by server name.
 #[derive(Debug, Default)]
 pub struct SniTable {
-    exact: HashMap<String, Arc<CertifiedKey>>,
+    exact: HashMap<String, Served>,
     /// `*.example.com` as `.example.com`.
-    leading: Vec<(String, Arc<CertifiedKey>)>,
+    leading: Vec<(String, Served)>,
     /// `example.*` as `example.`.
-    trailing: Vec<(String, Arc<CertifiedKey>)>,
+    trailing: Vec<(String, Served)>,
 }
 
 impl SniTable {
     /// Adds a server name (`a.example.com`, `*.example.com`, `example.*`).
-    pub fn insert(&mut self, name: &str, key: Arc<CertifiedKey>) {
+    pub fn insert(&mut self, name: &str, key: impl Into<Served>) {
+        let key = key.into();
         let name = name.to_ascii_lowercase();
         if let Some(rest) = name.strip_prefix('*') {
             self.leading.push((rest.to_owned(), key));
@@ -65,23 +99,23 @@ impl SniTable {
     }
 
     /// The certificate for `name`, if one is configured.
-    pub fn find(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+    pub fn find(&self, name: &str) -> Option<&Served> {
         let name = name.to_ascii_lowercase();
         if let Some(k) = self.exact.get(&name) {
-            return Some(k.clone());
+            return Some(k);
         }
         let one_label = |rest: &str| !rest.is_empty() && !rest.contains('.');
         for (suffix, k) in &self.leading {
             if let Some(head) = name.strip_suffix(suffix.as_str()) {
                 if one_label(head) {
-                    return Some(k.clone());
+                    return Some(k);
                 }
             }
         }
         for (prefix, k) in &self.trailing {
             if let Some(tail) = name.strip_prefix(prefix.as_str()) {
                 if one_label(tail) {
-                    return Some(k.clone());
+                    return Some(k);
                 }
             }
         }
@@ -113,10 +147,12 @@ impl CertResolver {
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let found = hello
-            .server_name()
-            .and_then(|name| self.table.load().find(name));
-        Some(found.unwrap_or_else(|| self.default.clone()))
+        let table = self.table.load();
+        let found = hello.server_name().and_then(|name| table.find(name));
+        Some(match found {
+            Some(served) => served.choose(hello.signature_schemes()),
+            None => self.default.clone(),
+        })
     }
 }
 
@@ -198,6 +234,43 @@ mod tests {
         certified_key(&made.cert.pem(), &made.key_pair.serialize_pem()).unwrap()
     }
 
+    fn key_with(alg: &'static rcgen::SignatureAlgorithm) -> Arc<CertifiedKey> {
+        let key = rcgen::KeyPair::generate_for(alg).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["x".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        certified_key(&cert.pem(), &key.serialize_pem()).unwrap()
+    }
+
+    #[test]
+    fn the_alternate_certificate_is_served_to_clients_that_can_use_it() {
+        use rustls::SignatureScheme::{ECDSA_NISTP256_SHA256, ED25519};
+        let p256 = key_with(&rcgen::PKCS_ECDSA_P256_SHA256);
+        let ed = key_with(&rcgen::PKCS_ED25519);
+        // Main Ed25519, alternate ECDSA: ECDSA is preferred when usable.
+        let served = Served {
+            main: ed.clone(),
+            alt: Some(p256.clone()),
+        };
+        assert!(Arc::ptr_eq(
+            &served.choose(&[ED25519, ECDSA_NISTP256_SHA256]),
+            &p256
+        ));
+        assert!(Arc::ptr_eq(&served.choose(&[ED25519]), &ed));
+        // Main ECDSA, alternate Ed25519: the alternate only for clients
+        // that cannot use the main one.
+        let served = Served {
+            main: p256.clone(),
+            alt: Some(ed.clone()),
+        };
+        assert!(Arc::ptr_eq(
+            &served.choose(&[ED25519, ECDSA_NISTP256_SHA256]),
+            &p256
+        ));
+        assert!(Arc::ptr_eq(&served.choose(&[ED25519]), &ed));
+    }
+
     #[test]
     fn names_match_exactly_then_by_wildcard() {
         let (a, wild, tail) = (key_for("a"), key_for("w"), key_for("t"));
@@ -205,10 +278,10 @@ mod tests {
         t.insert("a.example.com", a.clone());
         t.insert("*.example.com", wild.clone());
         t.insert("example.*", tail.clone());
-        assert!(Arc::ptr_eq(&t.find("A.example.com").unwrap(), &a));
-        assert!(Arc::ptr_eq(&t.find("b.example.com").unwrap(), &wild));
+        assert!(Arc::ptr_eq(&t.find("A.example.com").unwrap().main, &a));
+        assert!(Arc::ptr_eq(&t.find("b.example.com").unwrap().main, &wild));
         assert!(t.find("x.b.example.com").is_none());
-        assert!(Arc::ptr_eq(&t.find("example.org").unwrap(), &tail));
+        assert!(Arc::ptr_eq(&t.find("example.org").unwrap().main, &tail));
         assert!(t.find("other.org").is_none());
     }
 

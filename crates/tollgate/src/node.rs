@@ -30,6 +30,9 @@ use tollgate_proxy::{server, status, ProxyContext, ProxyOptions, SnapshotHandle,
 /// when `db_less`).
 pub fn load_snapshot(path: &Path, db_less: bool) -> anyhow::Result<Snapshot> {
     let config = tollgate_model::declarative::load_file_with(path, Some(plugin_schemas(db_less)))?;
+    crate::certs::ParsedCertificates::default()
+        .sni_table(&config)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Snapshot::compile(
         Arc::new(config),
         &PluginEnv::default(),
@@ -81,7 +84,9 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
     } = plane;
     let parsed = crate::certs::ParsedCertificates::default();
     let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
-        let sni = certs.as_ref().map(|_| parsed.sni_table(&config));
+        // Checked even without TLS listeners: a pair that cannot be
+        // served is refused as Kong refuses it.
+        let sni = parsed.sni_table(&config)?;
         let snap =
             Snapshot::compile(config.clone(), &env, &upstreams).map_err(|e| e.to_string())?;
         let (handle, certs, upstreams) = (handle.clone(), certs.clone(), upstreams.clone());
@@ -96,8 +101,8 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
             }
             upstreams.activate(&config);
             client_certs.store(wants_certs, Ordering::Relaxed);
-            if let (Some(c), Some(table)) = (certs, sni) {
-                c.replace(table);
+            if let Some(c) = certs {
+                c.replace(sni);
             }
         }))
     };

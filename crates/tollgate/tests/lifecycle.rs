@@ -49,6 +49,36 @@ fn check_exits_0_for_a_good_file_and_1_naming_the_problem_for_a_bad_one() {
     assert!(err.contains("orders"), "{err}");
     assert!(err.contains("strip_pth"), "{err}");
 
+    // A certificate whose key is not its own is refused, naming the field.
+    let made = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).unwrap();
+    let other = rcgen::KeyPair::generate().unwrap();
+    let yaml_block = |pem: &str| {
+        pem.lines()
+            .map(|l| format!("      {l}\n"))
+            .collect::<String>()
+    };
+    let mismatched = dir.join("mismatched.yml");
+    std::fs::write(
+        &mismatched,
+        format!(
+            "_format_version: \"3.0\"\ncertificates:\n  - cert: |\n{}    key: |\n{}    snis: [a.test]\n",
+            yaml_block(&made.cert.pem()),
+            yaml_block(&other.serialize_pem())
+        ),
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["check"])
+        .arg(&mismatched)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mismatched.yml") && err.contains("key: does not match"),
+        "{err}"
+    );
+
     // gRPC to backends is not there yet: refused, never sent as HTTP/1.1.
     let tls = dir.join("tls.yml");
     std::fs::write(&tls, config("grpcs://127.0.0.1:9443", "/a")).unwrap();
