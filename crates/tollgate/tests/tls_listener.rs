@@ -280,3 +280,39 @@ async fn oauth2_issues_tokens_on_a_tls_listener() {
     assert_eq!(got.status, 200, "{}", got.body);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websockets_are_tunnelled_on_tls_listeners() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("tls-ws");
+    let pki = TestPki::new(&dir);
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes: [{{name: r, paths: [/]}}]\n",
+        b.url()
+    );
+    let gw = Gateway::start(
+        &cfg,
+        &[
+            SSL,
+            ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
+            ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
+        ],
+    );
+    let tcp = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let tls = tollgate_tls::connect(pki.client_config(true, &[b"http/1.1"]), "localhost", tcp)
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async("wss://localhost/ws", tls)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    for i in 0..5 {
+        ws.send(Message::text(format!("secure {i}"))).await.unwrap();
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m.into_text().unwrap().as_str(), format!("secure {i}"));
+    }
+    ws.close(None).await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -129,11 +129,20 @@ where
     H: Fn(Arc<Worker>, Arc<ConnInfo>, Request<ProxyBody>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
 {
-    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        if req.version() == http::Version::HTTP_11 && crate::headers::wants_upgrade(req.headers()) {
+            let on = hyper::upgrade::on(&mut req);
+            req.extensions_mut().insert(super::ClientUpgrade::hyper(on));
+        }
         let answer = handler(worker.clone(), conn.clone(), req.map(ProxyBody::incoming));
         async move {
             let Ok(mut resp) = answer.await;
             apply_edge(&mut resp);
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                // The backend's hop-by-hop Connection was not passed on.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            }
             Ok::<_, Infallible>(resp)
         }
     })
@@ -192,7 +201,7 @@ pub(super) async fn serve_hyper<I, H, F>(
     }
     let client = conn.client;
     let svc = service(handler, worker.clone(), conn);
-    let connection = builder.serve_connection(TokioIo::new(io), svc);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(connection);
     let res = tokio::select! {
         res = connection.as_mut() => res,

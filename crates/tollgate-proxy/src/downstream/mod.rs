@@ -28,20 +28,50 @@ use tokio::sync::{oneshot, watch};
 /// handed over once the 101 answer was written (with any bytes the client
 /// sent past the request head). Found in the request's extensions.
 #[derive(Debug, Clone)]
-pub struct ClientUpgrade(Arc<Mutex<Option<oneshot::Receiver<Handoff>>>>);
+pub struct ClientUpgrade(Arc<Mutex<Option<Pending>>>);
+
+/// Where the switched connection will come from.
+#[derive(Debug)]
+enum Pending {
+    /// Tollgate's own HTTP/1 server hands the socket over.
+    Own(oneshot::Receiver<Handoff>),
+    /// hyper's server (TLS listeners) hands over its upgraded connection.
+    Hyper(hyper::upgrade::OnUpgrade),
+}
 
 /// A client socket and the bytes read past its last request head.
 pub type Handoff = (TcpStream, BytesMut);
 
+/// A client connection after a protocol switch.
+pub trait Switched: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Switched for T {}
+
 impl ClientUpgrade {
     fn new(rx: oneshot::Receiver<Handoff>) -> Self {
-        ClientUpgrade(Arc::new(Mutex::new(Some(rx))))
+        ClientUpgrade(Arc::new(Mutex::new(Some(Pending::Own(rx)))))
     }
 
-    /// Waits for the socket; `None` if the answer was not a 101 after all.
-    pub async fn socket(self) -> Option<Handoff> {
-        let rx = self.0.lock().ok()?.take()?;
-        rx.await.ok()
+    /// The upgrade of a request hyper serves.
+    pub(crate) fn hyper(on: hyper::upgrade::OnUpgrade) -> Self {
+        ClientUpgrade(Arc::new(Mutex::new(Some(Pending::Hyper(on)))))
+    }
+
+    /// Waits for the connection, with any bytes the client sent past the
+    /// request head; `None` if the answer was not a 101 after all.
+    pub async fn socket(self) -> Option<(Box<dyn Switched>, BytesMut)> {
+        let pending = self.0.lock().ok()?.take()?;
+        match pending {
+            Pending::Own(rx) => {
+                let (s, early) = rx.await.ok()?;
+                Some((Box::new(s), early))
+            }
+            Pending::Hyper(on) => {
+                let upgraded = on.await.ok()?;
+                let io = hyper_util::rt::TokioIo::new(upgraded);
+                Some((Box::new(io), BytesMut::new()))
+            }
+        }
     }
 }
 

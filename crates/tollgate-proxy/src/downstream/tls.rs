@@ -3,7 +3,7 @@
 //! or HTTP/1.1 as ALPN chose. Requests go through the same handler as on
 //! plain listeners, marked as arriving over TLS (`X-Forwarded-Proto:
 //! https`, routes with `protocols: [https]`). Protocol upgrades
-//! (WebSocket) are not tunnelled on TLS listeners in this version.
+//! (WebSocket) over HTTP/1.1 are tunnelled through hyper's upgrade.
 
 use crate::body::ProxyBody;
 use crate::context::{ConnInfo, Worker};
