@@ -241,6 +241,27 @@ async fn proxy(
     if !conn.tls && !entry.accepts_http {
         return Ok((https_required(entry, host, &req, request_id), trail));
     }
+    if entry.grpc {
+        let refusal = if req.version() != Version::HTTP_2 {
+            Some((StatusCode::UPGRADE_REQUIRED, "Please use HTTP2 protocol"))
+        } else if !req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/grpc"))
+        {
+            Some((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Non-gRPC request matched gRPC route",
+            ))
+        } else {
+            None
+        };
+        if let Some((status, message)) = refusal {
+            let r = crate::respond::error_response(status, message, request_id, req.headers());
+            return Ok((r, trail));
+        }
+    }
     let Some(service) = entry.service.as_ref() else {
         return Err((
             ProxyError::new(ErrorKind::NoService, "route without service"),
@@ -462,6 +483,40 @@ async fn proxy(
     } else {
         crate::balancer::hash::HashKey::default()
     };
+    if service.h2 {
+        let mut h = std::mem::take(&mut parts.headers);
+        upstream::grpc::apply_extras(&mut h, &extras);
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        if let Some(host) = &preserved_host {
+            h.insert(header::HOST, host.clone());
+        }
+        let mut out = Request::new(up_body);
+        *out.method_mut() = parts.method.clone();
+        *out.uri_mut() = parts.uri.clone();
+        *out.headers_mut() = h;
+        let resp = upstream::grpc::send(&worker.pool, service, out, key.hash)
+            .await
+            .map_err(|e| (e, trail.clone()))?;
+        let (mut head, body) = resp.into_parts();
+        for (name, value) in plugin_headers {
+            head.headers.append(name, value);
+        }
+        let consumer = identity.as_ref().map(|i| i.consumer.id);
+        for slot in entry.plugins.iter() {
+            if let Some(p) = slot.for_consumer(consumer) {
+                p.header_filter(identity.as_ref(), &mut head.headers);
+            }
+        }
+        let upstream_latency = start.elapsed() - proxy_latency;
+        let body = ProxyBody::incoming(body).with_edge(Edge {
+            request_id: request_id.clone(),
+            upstream_ms: upstream_latency.as_millis() as u64,
+            proxy_ms: proxy_latency.as_millis() as u64,
+            raw_head: None,
+            plugin_headers: Vec::new(),
+        });
+        return Ok((Response::from_parts(head, body), trail));
+    }
     let answer = upstream::send(
         &worker.pool,
         service,

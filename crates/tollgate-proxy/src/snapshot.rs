@@ -35,6 +35,8 @@ pub struct ServiceEntry {
     pub retries: u16,
     /// Its targets and how to choose one.
     pub balancer: Balancer,
+    /// Whether it is spoken to in HTTP/2 (`grpc`, `grpcs`).
+    pub h2: bool,
 }
 
 /// One plugin (by name) on a route's chain: the instance for requests in
@@ -233,6 +235,9 @@ pub struct RouteEntry {
     pub service: Option<Arc<ServiceEntry>>,
     /// Whether plain http is accepted on this route.
     pub accepts_http: bool,
+    /// Whether it is a gRPC route (`grpc`/`grpcs`): HTTP/2 with an
+    /// `application/grpc` body only.
+    pub grpc: bool,
     /// The plugins that run for this route, in execution order.
     pub plugins: Arc<[PluginSlot]>,
     /// Whether no plugin of the route edits answers from the backend: their
@@ -268,7 +273,7 @@ pub enum CompileError {
         reason: String,
     },
     /// The service asks for something this version cannot do yet.
-    #[error("service {service}: protocol {protocol} is not supported yet (only http and https)")]
+    #[error("service {service}: protocol {protocol} is not supported yet (only http, https, grpc and grpcs)")]
     Unsupported {
         /// The service.
         service: String,
@@ -341,9 +346,11 @@ fn service_tls(
         depth: tls.verify_depth,
         extra_cas: &cas,
         client,
+        h2: s.protocol == Protocol::Grpcs,
     };
     let key = format!(
-        "{}|{:?}|{}|{}",
+        "{}|{}|{:?}|{}|{}",
+        spec.h2,
         spec.verify,
         spec.depth,
         cas.join(""),
@@ -436,13 +443,16 @@ fn compile_service(
     let upstream = config.upstreams.iter().find(|u| u.name == s.host);
     let tls = match s.protocol {
         Protocol::Http => None,
-        Protocol::Https => {
+        Protocol::Https | Protocol::Grpcs => {
             let sni = upstream.and_then(|u| u.host_header.as_deref());
             Some(service_tls(s, config, env, registry, sni, &label)?)
         }
         _ => None,
     };
-    if !matches!(s.protocol, Protocol::Http | Protocol::Https) {
+    if !matches!(
+        s.protocol,
+        Protocol::Http | Protocol::Https | Protocol::Grpc | Protocol::Grpcs
+    ) {
         // Refused rather than silently sent in clear text to a TLS port.
         return Err(CompileError::Unsupported {
             service: label,
@@ -495,6 +505,7 @@ fn compile_service(
         write_timeout: Duration::from_millis(u64::from(s.write_timeout)),
         retries: s.retries,
         balancer,
+        h2: matches!(s.protocol, Protocol::Grpc | Protocol::Grpcs),
     })
 }
 
@@ -556,6 +567,10 @@ impl Snapshot {
                     .protocols
                     .iter()
                     .any(|p| matches!(p, Protocol::Http | Protocol::Grpc)),
+                grpc: r
+                    .protocols
+                    .iter()
+                    .any(|p| matches!(p, Protocol::Grpc | Protocol::Grpcs)),
                 route: r.clone(),
                 service,
             });

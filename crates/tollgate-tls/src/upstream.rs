@@ -24,6 +24,8 @@ pub struct UpstreamTls<'a> {
     pub extra_cas: &'a [&'a str],
     /// A certificate chain and key (PEM) presented to the backend.
     pub client: Option<(&'a str, &'a str)>,
+    /// Offer HTTP/2 (ALPN `h2`, for gRPC) instead of HTTP/1.1.
+    pub h2: bool,
 }
 
 /// Refuses chains with more intermediates than allowed, then defers.
@@ -76,7 +78,8 @@ impl ServerCertVerifier for Depth {
 }
 
 impl ClientTls {
-    /// A client configuration for a backend, speaking HTTP/1.1 (ALPN).
+    /// A client configuration for a backend, offering HTTP/1.1 or, with
+    /// `h2`, HTTP/2 (ALPN).
     pub fn upstream(&self, spec: &UpstreamTls<'_>) -> Result<Arc<ClientConfig>, TlsError> {
         let provider = provider();
         let verifier: Arc<dyn ServerCertVerifier> = if spec.verify {
@@ -122,7 +125,11 @@ impl ClientTls {
                 builder.with_client_auth_cert(chain, key)?
             }
         };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = if spec.h2 {
+            vec![b"h2".to_vec()]
+        } else {
+            vec![b"http/1.1".to_vec()]
+        };
         Ok(Arc::new(config))
     }
 }

@@ -79,16 +79,16 @@ fn check_exits_0_for_a_good_file_and_1_naming_the_problem_for_a_bad_one() {
         "{err}"
     );
 
-    // gRPC to backends is not there yet: refused, never sent as HTTP/1.1.
+    // Stream protocols are not there yet: refused, never proxied as HTTP.
     let tls = dir.join("tls.yml");
-    std::fs::write(&tls, config("grpcs://127.0.0.1:9443", "/a")).unwrap();
+    std::fs::write(&tls, config("tcp://127.0.0.1:9443", "/a")).unwrap();
     let out = Command::new(binary())
         .args(["check"])
         .arg(&tls)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("protocol grpcs is not supported yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
 
     let out = Command::new(binary())
         .args(["check"])

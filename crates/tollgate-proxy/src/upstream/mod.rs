@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod conn;
 pub mod exchange;
+pub mod grpc;
 pub mod pool;
 
 use crate::balancer::state::Failure;
@@ -37,6 +38,18 @@ pub struct Answer {
 
 /// Opens a new connection to `target`.
 pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Box<Conn>, ProxyError> {
+    let stream = tcp(target, timeout).await?;
+    match &target.tls {
+        None => Ok(Box::new(Conn::new(stream))),
+        Some(tls) => {
+            let (tcp, session) = handshake(target, tls, stream, timeout).await?.into_inner();
+            Ok(Box::new(Conn::tls(tcp, session)))
+        }
+    }
+}
+
+/// A TCP connection to `target` within `timeout`.
+async fn tcp(target: &TargetEntry, timeout: Duration) -> Result<TcpStream, ProxyError> {
     let stream = match tokio::time::timeout(timeout, open_tcp(target)).await {
         Ok(res) => res?,
         Err(_) => {
@@ -47,15 +60,19 @@ pub async fn connect(target: &TargetEntry, timeout: Duration) -> Result<Box<Conn
         }
     };
     let _ = stream.set_nodelay(true);
-    let Some(tls) = &target.tls else {
-        return Ok(Box::new(Conn::new(stream)));
-    };
+    Ok(stream)
+}
+
+/// The TLS handshake with `target` over `stream`, within `timeout`.
+async fn handshake(
+    target: &TargetEntry,
+    tls: &crate::balancer::TargetTls,
+    stream: TcpStream,
+    timeout: Duration,
+) -> Result<tollgate_tls::TlsStream<TcpStream>, ProxyError> {
     let handshake = tollgate_tls::connect(tls.config.clone(), &tls.server_name, stream);
     match tokio::time::timeout(timeout, handshake).await {
-        Ok(Ok(s)) => {
-            let (tcp, session) = s.into_inner();
-            Ok(Box::new(Conn::tls(tcp, session)))
-        }
+        Ok(Ok(s)) => Ok(s),
         Ok(Err(e)) => Err(ProxyError::new(
             ErrorKind::ConnectFailed,
             format!("{}: {e}", target.key),

@@ -47,14 +47,21 @@ pub struct Pool {
     // Boxed on purpose: the box travels with the request and back (see above).
     #[allow(clippy::vec_box)]
     idle: Mutex<HashMap<PoolKey, Vec<Box<Conn>>, fnv::FnvBuildHasher>>,
+    /// HTTP/2 connections (gRPC services), one per target, shared by the
+    /// requests of this worker.
+    h2: Mutex<HashMap<PoolKey, H2Sender, fnv::FnvBuildHasher>>,
     options: PoolOptions,
 }
+
+/// A handle for sending requests on an HTTP/2 connection.
+type H2Sender = hyper::client::conn::http2::SendRequest<crate::body::ProxyBody>;
 
 impl Pool {
     /// An empty pool.
     pub fn new(options: PoolOptions) -> Arc<Self> {
         Arc::new(Pool {
             idle: Mutex::new(HashMap::default()),
+            h2: Mutex::new(HashMap::default()),
             options,
         })
     }
@@ -88,6 +95,31 @@ impl Pool {
             list.remove(0);
         }
         list.push(conn);
+    }
+
+    /// The open HTTP/2 connection to `key`, if it still takes requests.
+    pub fn h2_sender(&self, key: &str) -> Option<H2Sender> {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        match h2.get(key) {
+            Some(s) if !s.is_closed() => Some(s.clone()),
+            Some(_) => {
+                h2.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps the HTTP/2 connection to `key` for the next requests.
+    pub fn put_h2_sender(&self, key: PoolKey, sender: H2Sender) {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        h2.insert(key, sender);
+    }
+
+    /// Forgets the HTTP/2 connection to `key` (it failed).
+    pub fn drop_h2_sender(&self, key: &str) {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        h2.remove(key);
     }
 
     /// Number of idle connections to `key` (for tests and metrics).

@@ -1,0 +1,154 @@
+//! gRPC to backends (`grpc` and `grpcs` services): HTTP/2 with prior
+//! knowledge over TCP, or over TLS with ALPN `h2`, through hyper's HTTP/2
+//! client. One multiplexed connection per target and worker; bodies and
+//! trailers stream both ways.
+
+use super::pool::Pool;
+use crate::balancer::{state::Failure, NoTarget, Tried};
+use crate::body::ProxyBody;
+use crate::error::{ErrorKind, ProxyError};
+use crate::snapshot::ServiceEntry;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+/// Puts `extras` (forwarded headers, request id, Via) into `headers`, as
+/// the HTTP/1 encoder writes them.
+pub fn apply_extras(headers: &mut http::HeaderMap, extras: &[super::codec::Extra<'_>]) {
+    for e in extras {
+        if e.replace {
+            headers.remove(e.name);
+        }
+        if let Some(v) = e.value.and_then(|v| http::HeaderValue::from_bytes(v).ok()) {
+            headers.append(e.name, v);
+        }
+    }
+}
+
+/// Opens an HTTP/2 connection to target `i` and drives it on this worker.
+async fn open(service: &ServiceEntry, i: usize) -> Result<SendRequest<ProxyBody>, ProxyError> {
+    let target = service.balancer.target(i);
+    let stream = super::tcp(target, service.connect_timeout).await?;
+    let mut builder = hyper::client::conn::http2::Builder::new(TokioExecutor::new());
+    builder.timer(TokioTimer::new());
+    let failed = |e: hyper::Error| {
+        ProxyError::new(
+            ErrorKind::ConnectFailed,
+            format!("{}: HTTP/2: {e}", target.key),
+        )
+    };
+    let sender = match &target.tls {
+        None => {
+            let (s, c) = builder
+                .handshake(TokioIo::new(stream))
+                .await
+                .map_err(failed)?;
+            tokio::spawn(async move {
+                let _ = c.await;
+            });
+            s
+        }
+        Some(tls) => {
+            let io = super::handshake(target, tls, stream, service.connect_timeout).await?;
+            let (s, c) = builder.handshake(TokioIo::new(io)).await.map_err(failed)?;
+            tokio::spawn(async move {
+                let _ = c.await;
+            });
+            s
+        }
+    };
+    Ok(sender)
+}
+
+/// Sends `req` (its URI the upstream path) to a target of `service` chosen
+/// by its balancer, on that target's HTTP/2 connection (opened when there
+/// is none or it closed). A failed connect moves to another target, up to
+/// the service's `retries`.
+pub async fn send(
+    pool: &Pool,
+    service: &ServiceEntry,
+    mut req: Request<ProxyBody>,
+    hash: Option<u64>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let balancer = &service.balancer;
+    let ticket = balancer.ticket(hash);
+    let mut tried = Tried::default();
+    let mut tries = 0usize;
+    loop {
+        let i = match balancer.choose(&ticket, &tried) {
+            Ok(i) => i,
+            Err(NoTarget::Unhealthy) => {
+                return Err(ProxyError::new(ErrorKind::NoPeer, "no healthy target"))
+            }
+            Err(NoTarget::Saturated) => {
+                return Err(ProxyError::new(
+                    ErrorKind::Overloaded,
+                    "targets at max_requests",
+                ))
+            }
+        };
+        let target = balancer.target(i);
+        let mut sender = match pool.h2_sender(&target.pool_key) {
+            Some(s) => s,
+            None => match open(service, i).await {
+                Ok(s) => {
+                    pool.put_h2_sender(target.pool_key.clone(), s.clone());
+                    s
+                }
+                Err(e) => {
+                    balancer.report(i, Err(Failure::Tcp), None);
+                    tried.add(i);
+                    if e.retryable && tries < usize::from(service.retries) && balancer.may_retry() {
+                        tries += 1;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            },
+        };
+        let scheme = if target.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let authority = req
+            .headers()
+            .get(http::header::HOST)
+            .cloned()
+            .unwrap_or_else(|| target.host_header.clone());
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let uri = format!(
+            "{scheme}://{}{path}",
+            authority.to_str().unwrap_or(&target.key)
+        );
+        *req.uri_mut() = uri
+            .parse()
+            .map_err(|_| ProxyError::new(ErrorKind::BadRequest, "upstream uri"))?;
+        req.headers_mut().remove(http::header::HOST);
+        *req.version_mut() = http::Version::HTTP_2;
+        let _load = balancer.begin(i);
+        let answer = tokio::time::timeout(service.read_timeout, sender.send_request(req)).await;
+        return match answer {
+            Ok(Ok(resp)) => {
+                balancer.report(i, Ok(resp.status().as_u16()), None);
+                Ok(resp)
+            }
+            Ok(Err(e)) => {
+                pool.drop_h2_sender(&target.pool_key);
+                balancer.report(i, Err(Failure::Tcp), None);
+                Err(ProxyError::new(
+                    ErrorKind::BadResponse,
+                    format!("HTTP/2: {e}"),
+                ))
+            }
+            Err(_) => {
+                balancer.report(i, Err(Failure::Timeout), None);
+                Err(ProxyError::new(
+                    ErrorKind::ReadTimeout,
+                    "no response head in time",
+                ))
+            }
+        };
+    }
+}

@@ -1,0 +1,114 @@
+//! gRPC through the gateway: HTTP/2 on both sides to a real h2c gRPC echo
+//! server, unary and streaming calls with their trailers, and Kong's
+//! answers to requests a gRPC route cannot take.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Frame;
+use support::client::raw;
+use support::gateway::Gateway;
+use support::grpc::{client, message, start, ChannelBody};
+use tokio::sync::mpsc;
+
+fn config(backend: std::net::SocketAddr) -> String {
+    format!(
+        "_format_version: \"3.0\"
+services:
+  - name: echo
+    protocol: grpc
+    host: {}
+    port: {}
+    routes:
+      - name: echo
+        protocols: [grpc]
+        paths: [/echo.Echo/]
+",
+        backend.ip(),
+        backend.port()
+    )
+}
+
+fn call(path: &str, content_type: &str, body: ChannelBody) -> http::Request<ChannelBody> {
+    http::Request::post(format!("http://gateway{path}"))
+        .header("content-type", content_type)
+        .body(body)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_and_streaming_grpc_calls_pass_with_their_trailers() {
+    let (backend, _task) = start().await;
+    let gw = Gateway::start(&config(backend), &[]);
+    let mut send = client(gw.proxy).await;
+
+    // Unary: one message, the echo and grpc-status in the trailers.
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(Frame::data(message(b"hello"))).await.unwrap();
+    drop(tx);
+    let resp = send
+        .send_request(call("/echo.Echo/Say", "application/grpc", ChannelBody(rx)))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/grpc");
+    assert_eq!(resp.headers()["x-path"], "/echo.Echo/Say");
+    assert_eq!(resp.headers()["x-te"], "trailers");
+    let collected = resp.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap();
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["grpc-message"], "echoed");
+    assert_eq!(collected.to_bytes(), message(b"hello"));
+
+    // Bidirectional streaming: each message comes back before the next is sent.
+    let (tx, rx) = mpsc::channel(4);
+    let resp = send
+        .send_request(call("/echo.Echo/Chat", "application/grpc", ChannelBody(rx)))
+        .await;
+    let mut body = resp.unwrap().into_body();
+    for i in 0..3 {
+        let m = message(format!("msg {i}").as_bytes());
+        tx.send(Frame::data(m.clone())).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .expect("echo before the stream ended")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.into_data().unwrap(), m);
+    }
+    drop(tx);
+    let mut trailers = None;
+    while let Some(f) = body.frame().await {
+        if let Ok(t) = f.unwrap().into_trailers() {
+            trailers = Some(t);
+        }
+    }
+    assert_eq!(trailers.unwrap()["grpc-status"], "0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_routes_refuse_http1_and_non_grpc_content() {
+    let (backend, _task) = start().await;
+    let gw = Gateway::start(&config(backend), &[]);
+    let got = raw(
+        gw.proxy,
+        b"POST /echo.Echo/Say HTTP/1.1\r\nHost: a\r\nContent-Type: application/grpc\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(got.starts_with("HTTP/1.1 426"), "{got}");
+    assert!(got.contains("Please use HTTP2 protocol"), "{got}");
+
+    let mut send = client(gw.proxy).await;
+    let (tx, rx) = mpsc::channel(1);
+    drop(tx);
+    let resp = send
+        .send_request(call("/echo.Echo/Say", "application/json", ChannelBody(rx)))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let body: Bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Non-gRPC request matched gRPC route"));
+}
