@@ -487,6 +487,9 @@ async fn proxy(
         let mut h = std::mem::take(&mut parts.headers);
         upstream::grpc::apply_extras(&mut h, &extras);
         h.insert(header::TE, HeaderValue::from_static("trailers"));
+        // The authority is the target's unless the route preserves the
+        // client's (checked as an authority by the gRPC client).
+        h.remove(header::HOST);
         if let Some(host) = &preserved_host {
             h.insert(header::HOST, host.clone());
         }

@@ -63,6 +63,15 @@ async fn unary_and_streaming_grpc_calls_pass_with_their_trailers() {
     assert_eq!(trailers["grpc-message"], "echoed");
     assert_eq!(collected.to_bytes(), message(b"hello"));
 
+    // A client Host cannot steer the backend's :authority or :path.
+    let (tx, rx) = mpsc::channel(1);
+    drop(tx);
+    let mut req = call("/echo.Echo/Say", "application/grpc", ChannelBody(rx));
+    req.headers_mut()
+        .insert("host", "evil/admin.Svc/Delete?".parse().unwrap());
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.headers()["x-path"], "/echo.Echo/Say");
+
     // Bidirectional streaming: each message comes back before the next is sent.
     let (tx, rx) = mpsc::channel(4);
     let resp = send

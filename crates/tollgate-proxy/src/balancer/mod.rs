@@ -263,7 +263,24 @@ impl Balancer {
         let fresh = |i: usize| !tried.has(i) && self.usable(i);
         let first = self.schedule[ticket.n % self.schedule.len()] as usize;
         let found = match (self.algorithm, ticket.hash, &self.ring) {
-            (Algorithm::ConsistentHashing, Some(h), Some(ring)) => ring.walk(h).find(|i| fresh(*i)),
+            (Algorithm::ConsistentHashing, Some(h), Some(ring)) => {
+                // Stop once every target was looked at (a ring has up to
+                // a million points; most targets may be down).
+                let mut seen = vec![false; n];
+                let mut left = n;
+                ring.walk(h)
+                    .take_while(|i| {
+                        if left == 0 {
+                            return false;
+                        }
+                        if !seen[*i] {
+                            seen[*i] = true;
+                            left -= 1;
+                        }
+                        true
+                    })
+                    .find(|i| fresh(*i))
+            }
             (Algorithm::LeastConnections, _, _) => {
                 // Fewest in flight per unit of weight (nginx's least_conn);
                 // ties go to the round-robin choice, so light load still
@@ -278,7 +295,9 @@ impl Balancer {
                 }
                 best.map(|(_, i)| i)
             }
-            (Algorithm::Latency | Algorithm::Random, _, _) if n > 1 => self.two_choices(ticket),
+            (Algorithm::Latency | Algorithm::Random, _, _) if n > 1 => {
+                self.two_choices(ticket, &fresh)
+            }
             _ => None,
         };
         let ring_order = |k: usize| (first + k) % n;
@@ -305,7 +324,7 @@ impl Balancer {
 
     /// Power of two choices: two targets drawn by weight, the less loaded
     /// (or, for `latency`, the faster under load) wins.
-    fn two_choices(&self, ticket: &Ticket) -> Option<usize> {
+    fn two_choices(&self, ticket: &Ticket, fresh: &dyn Fn(usize) -> bool) -> Option<usize> {
         let len = self.schedule.len();
         let a = self.schedule[ticket.n % len] as usize;
         let mut b = self.schedule[(random() as usize) % len] as usize;
@@ -323,7 +342,7 @@ impl Balancer {
                 _ => load / f64::from(self.targets[i].weight),
             }
         };
-        match (self.usable(a), self.usable(b)) {
+        match (fresh(a), fresh(b)) {
             (true, true) if score(b) < score(a) => Some(b),
             (true, _) => Some(a),
             (false, true) => Some(b),
@@ -363,7 +382,14 @@ impl Balancer {
                 }
             }
             Ok(status) if p.healthy.contains(status) => {
-                let probation = !state.is_healthy();
+                // Traffic only vouches for targets traffic took down, once
+                // their cool-down let them back; active checks and the
+                // Admin API decide for the ones they marked.
+                if !state.is_healthy() && !state.down_by_passive() {
+                    return;
+                }
+                let probation =
+                    !state.is_healthy() && state.is_up(state::now_ms(), self.cooldown_ms);
                 if state.success(&p.thresholds, probation) {
                     tracing::info!(upstream = %self.name, target = %self.targets[i].key,
                         "target healthy again");
@@ -427,7 +453,80 @@ fn smooth_schedule(weights: &[u32]) -> Vec<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::smooth_schedule;
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn balancer(algorithm: Algorithm, n: usize, passive: Option<Passive>) -> Balancer {
+        let shared = Arc::new(UpstreamShared::default());
+        let targets = (0..n)
+            .map(|i| {
+                let key = target_key("127.0.0.1", 8000 + i as u16);
+                TargetEntry {
+                    state: shared.target(&key),
+                    pool_key: key.clone(),
+                    key,
+                    host: "127.0.0.1".into(),
+                    port: 8000 + i as u16,
+                    addr: None,
+                    host_header: HeaderValue::from_static("a"),
+                    weight: 100,
+                    tls: None,
+                }
+            })
+            .collect();
+        let spec = BalancerSpec {
+            name: "u".into(),
+            algorithm,
+            hash_on: Default::default(),
+            passive,
+            cooldown_ms: 0,
+            limits: CircuitBreakers::default(),
+        };
+        Balancer::new(spec, targets, shared)
+    }
+
+    #[test]
+    fn retries_avoid_the_tried_target_with_every_algorithm() {
+        for alg in [
+            Algorithm::RoundRobin,
+            Algorithm::LeastConnections,
+            Algorithm::Latency,
+            Algorithm::Random,
+        ] {
+            let b = balancer(alg, 2, None);
+            for _ in 0..200 {
+                let t = b.ticket(None);
+                let first = b.choose(&t, &Tried::default()).unwrap();
+                let mut tried = Tried::default();
+                tried.add(first);
+                assert_ne!(b.choose(&t, &tried).unwrap(), first, "{alg:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn traffic_does_not_undo_an_admin_or_probe_mark() {
+        let passive = Passive {
+            healthy: StatusSet::new(&[200]),
+            unhealthy: StatusSet::new(&[500]),
+            thresholds: Thresholds {
+                successes: 1,
+                http_failures: 1,
+                ..Thresholds::default()
+            },
+        };
+        let b = balancer(Algorithm::RoundRobin, 1, Some(passive));
+        let state = &b.target(0).state;
+        state.set_healthy(false, Source::Manual);
+        b.report(0, Ok(200), None);
+        assert!(!state.is_healthy());
+        // A passive mark is lifted by traffic once successes are seen.
+        state.set_healthy(true, Source::Manual);
+        b.report(0, Ok(500), None);
+        assert!(!state.is_healthy());
+        b.report(0, Ok(200), None);
+        assert!(state.is_healthy());
+    }
 
     #[test]
     fn smooth_round_robin_interleaves_by_weight() {

@@ -122,6 +122,11 @@ impl TargetState {
             && now.saturating_sub(self.down_since.load(Ordering::Relaxed)) >= cooldown_ms
     }
 
+    /// Whether proxied traffic (not probes nor the Admin API) took it down.
+    pub fn down_by_passive(&self) -> bool {
+        self.down_by.load(Ordering::Relaxed) == Source::Passive as u8
+    }
+
     /// Sets the health directly (Admin API, or a checker's verdict).
     pub fn set_healthy(&self, healthy: bool, source: Source) {
         for c in [

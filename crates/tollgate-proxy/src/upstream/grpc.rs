@@ -108,22 +108,28 @@ pub async fn send(
             },
         };
         let scheme = if target.tls.is_some() {
-            "https"
+            http::uri::Scheme::HTTPS
         } else {
-            "http"
+            http::uri::Scheme::HTTP
         };
+        // A preserved client Host must be an authority and nothing more
+        // (it cannot smuggle a path into `:path`).
         let authority = req
             .headers()
             .get(http::header::HOST)
+            .unwrap_or(&target.host_header);
+        let authority = http::uri::Authority::try_from(authority.as_bytes())
+            .map_err(|_| ProxyError::new(ErrorKind::BadRequest, "invalid Host for gRPC"))?;
+        let path = req
+            .uri()
+            .path_and_query()
             .cloned()
-            .unwrap_or_else(|| target.host_header.clone());
-        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = format!(
-            "{scheme}://{}{path}",
-            authority.to_str().unwrap_or(&target.key)
-        );
-        *req.uri_mut() = uri
-            .parse()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = http::Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
             .map_err(|_| ProxyError::new(ErrorKind::BadRequest, "upstream uri"))?;
         req.headers_mut().remove(http::header::HOST);
         *req.version_mut() = http::Version::HTTP_2;
@@ -136,19 +142,21 @@ pub async fn send(
             }
             Ok(Err(e)) => {
                 pool.drop_h2_sender(&target.pool_key);
-                balancer.report(i, Err(Failure::Tcp), None);
+                // The client's own body or cancel is not the target's fault.
+                if !(e.is_user() || e.is_canceled() || e.is_body_write_aborted()) {
+                    balancer.report(i, Err(Failure::Tcp), None);
+                }
                 Err(ProxyError::new(
                     ErrorKind::BadResponse,
                     format!("HTTP/2: {e}"),
                 ))
             }
-            Err(_) => {
-                balancer.report(i, Err(Failure::Timeout), None);
-                Err(ProxyError::new(
-                    ErrorKind::ReadTimeout,
-                    "no response head in time",
-                ))
-            }
+            // Not a health failure: a streaming call may legitimately hold
+            // its response head back while the client keeps sending.
+            Err(_) => Err(ProxyError::new(
+                ErrorKind::ReadTimeout,
+                "no response head in time",
+            )),
         };
     }
 }

@@ -231,7 +231,7 @@ pub struct Outbound<'a> {
 fn health_failure(e: &ExchangeError) -> Option<Failure> {
     match e {
         ExchangeError::WriteTimeout | ExchangeError::ReadTimeout => Some(Failure::Timeout),
-        ExchangeError::ClientBody(_) => None,
+        ExchangeError::ClientBody(_) | ExchangeError::UpgradeOverTls => None,
         _ => Some(Failure::Tcp),
     }
 }
@@ -266,6 +266,7 @@ pub async fn send(
     let mut body = Some(body);
     let mut head = Vec::with_capacity(512);
     let mut tries = 0usize;
+    let mut saturated = 0usize;
     let mut last_host: Option<&http::HeaderValue> = None;
     loop {
         let i = match balancer.choose(&ticket, &tried) {
@@ -284,6 +285,10 @@ pub async fn send(
             }
         };
         let target = balancer.target(i);
+        if upgrade && target.tls.is_some() {
+            // Refused before anything is sent: not the target's fault.
+            return Err(exchange_error(ExchangeError::UpgradeOverTls));
+        }
         let host = match req.preserved_host {
             Some(h) => Some(h),
             None => Some(&target.host_header),
@@ -305,8 +310,12 @@ pub async fn send(
         let started = balancer.times_answers().then(std::time::Instant::now);
         let home = (!upgrade).then(|| (pool.clone(), target.pool_key.clone()));
         let mut outcome = None;
+        // Whether the outcome came from a pooled connection (its failures
+        // before any answer may be a keep-alive race, not the target's).
+        let mut reused = false;
         if !upgrade {
             if let Some(conn) = pool.checkout(&target.pool_key) {
+                reused = true;
                 let sent = body.take().unwrap_or_else(ProxyBody::empty);
                 match attempt(conn, &out, sent, home.clone()).await {
                     // The idle connection had been closed by the backend (a
@@ -314,6 +323,7 @@ pub async fn send(
                     Attempt::Resend(b, e, written) if idempotent || !written => {
                         tracing::debug!("pooled connection failed, resending: {e}");
                         body = Some(b);
+                        reused = false;
                     }
                     other => outcome = Some(other),
                 }
@@ -325,6 +335,16 @@ pub async fn send(
                 Ok(conn) => {
                     let sent = body.take().unwrap_or_else(ProxyBody::empty);
                     attempt(conn, &out, sent, home).await
+                }
+                Err(e) if e.kind == ErrorKind::Overloaded => {
+                    // This target is opening too many connections: another
+                    // one may take the request (not a retry, no budget).
+                    tried.add(i);
+                    saturated += 1;
+                    if saturated < balancer.targets().len() {
+                        continue;
+                    }
+                    return Err(e);
                 }
                 Err(e) => {
                     if let Some(f) = connect_failure(&e) {
@@ -346,7 +366,7 @@ pub async fn send(
                 return Ok(a);
             }
             Attempt::Resend(b, e, written) => {
-                if let Some(f) = health_failure(&e) {
+                if let Some(f) = health_failure(&e).filter(|_| !reused) {
                     balancer.report(i, Err(f), None);
                 }
                 if (idempotent || !written) && again(service, &mut tried, i, &mut tries) {
@@ -357,7 +377,8 @@ pub async fn send(
                 return Err(exchange_error(e));
             }
             Attempt::Failed(e) => {
-                if let Some(f) = health_failure(&e) {
+                let race = reused && matches!(e, ExchangeError::Closed(0) | ExchangeError::Io(_));
+                if let Some(f) = health_failure(&e).filter(|_| !race) {
                     balancer.report(i, Err(f), None);
                 }
                 return Err(exchange_error(e));
