@@ -125,7 +125,17 @@ impl Registry {
     /// targets, and (re)starts the active checkers that changed.
     pub fn activate(&self, config: &Config) {
         let mut map = lock(&self.upstreams);
-        map.retain(|id, _| config.upstreams.iter().any(|u| u.id == *id));
+        let in_config = |id: &Uuid| config.upstreams.iter().any(|u| u.id == *id);
+        // An upstream this configuration lacks is forgotten once no
+        // snapshot holds it: a configuration compiled at the same time
+        // (two Admin API replacements racing) may still publish it after
+        // this one. Its checker stops now.
+        map.retain(|id, shared| in_config(id) || Arc::strong_count(shared) > 1);
+        for (id, shared) in map.iter() {
+            if !in_config(id) {
+                *lock(&shared.checker) = None;
+            }
+        }
         for u in &config.upstreams {
             let shared = map.entry(u.id).or_default().clone();
             let keys: Vec<Arc<str>> = u

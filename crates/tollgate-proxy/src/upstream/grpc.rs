@@ -75,6 +75,7 @@ pub async fn send(
     let ticket = balancer.ticket(hash);
     let mut tried = Tried::default();
     let mut tries = 0usize;
+    let mut stale = 0usize;
     loop {
         let i = match balancer.choose(&ticket, &tried) {
             Ok(i) => i,
@@ -134,14 +135,24 @@ pub async fn send(
         req.headers_mut().remove(http::header::HOST);
         *req.version_mut() = http::Version::HTTP_2;
         let _load = balancer.begin(i);
-        let answer = tokio::time::timeout(service.read_timeout, sender.send_request(req)).await;
+        let answer = tokio::time::timeout(service.read_timeout, sender.try_send_request(req)).await;
         return match answer {
             Ok(Ok(resp)) => {
                 balancer.report(i, Ok(resp.status().as_u16()), None);
                 Ok(resp)
             }
-            Ok(Err(e)) => {
+            Ok(Err(mut e)) => {
                 pool.drop_h2_sender(&target.pool_key);
+                if let Some(back) = e.take_message() {
+                    // The connection was going away (GOAWAY, closed) before
+                    // the request went out: it goes on a new one.
+                    if stale < 2 {
+                        stale += 1;
+                        req = back;
+                        continue;
+                    }
+                }
+                let e = e.into_error();
                 // The client's own body or cancel is not the target's fault.
                 if !(e.is_user() || e.is_canceled() || e.is_body_write_aborted()) {
                     balancer.report(i, Err(Failure::Tcp), None);
