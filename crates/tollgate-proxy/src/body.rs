@@ -43,7 +43,13 @@ pub enum BodyError {
 enum Kind {
     Empty,
     Full(Option<Bytes>),
-    Incoming(Incoming),
+    /// A hyper body, with the backend request it counts in flight (gRPC
+    /// answers) until it is dropped.
+    Incoming(
+        Incoming,
+        // Only held for its Drop.
+        #[allow(dead_code)] Option<crate::balancer::state::Load>,
+    ),
     Client(ClientBody),
     Upstream(UpstreamBody),
 }
@@ -131,8 +137,14 @@ impl ProxyBody {
 
     /// A client's request body, streamed upstream.
     pub fn incoming(body: Incoming) -> Self {
+        Self::incoming_held(body, None)
+    }
+
+    /// A backend's answer read by hyper (gRPC), keeping its request
+    /// counted in flight (`load`) until the body ends.
+    pub fn incoming_held(body: Incoming, load: Option<crate::balancer::state::Load>) -> Self {
         ProxyBody {
-            kind: Kind::Incoming(body),
+            kind: Kind::Incoming(body, load),
             log: None,
             done: None,
             remaining: None,
@@ -234,7 +246,7 @@ impl Body for ProxyBody {
         let res = match &mut this.kind {
             Kind::Empty => Poll::Ready(None),
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Incoming(b) => Pin::new(b)
+            Kind::Incoming(b, _) => Pin::new(b)
                 .poll_frame(cx)
                 .map(|o| o.map(|r| r.map_err(BodyError::Hyper))),
             Kind::Client(b) => b.poll_frame(cx),
@@ -281,7 +293,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Empty => true,
             Kind::Full(b) => b.is_none(),
-            Kind::Incoming(b) => b.is_end_stream(),
+            Kind::Incoming(b, _) => b.is_end_stream(),
             Kind::Client(b) => b.is_end_stream(),
             Kind::Upstream(b) => b.is_end_stream(),
         }
@@ -294,7 +306,7 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Empty => SizeHint::with_exact(0),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Kind::Incoming(b) => b.size_hint(),
+            Kind::Incoming(b, _) => b.size_hint(),
             Kind::Client(b) => b.size_hint(),
             Kind::Upstream(b) => b.size_hint(),
         }

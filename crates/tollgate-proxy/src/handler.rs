@@ -511,7 +511,7 @@ async fn proxy(
             }
         }
         let upstream_latency = start.elapsed() - proxy_latency;
-        let body = ProxyBody::incoming(body).with_edge(Edge {
+        let body = body.with_edge(Edge {
             request_id: request_id.clone(),
             upstream_ms: upstream_latency.as_millis() as u64,
             proxy_ms: proxy_latency.as_millis() as u64,

@@ -121,3 +121,53 @@ async fn grpc_routes_refuse_http1_and_non_grpc_content() {
     let body: Bytes = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("Non-gRPC request matched gRPC route"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_grpc_stream_counts_against_max_requests_until_it_ends() {
+    let (backend, _task) = start().await;
+    let config = format!(
+        "_format_version: \"3.0\"
+upstreams:
+  - name: echo.up
+    circuit_breakers: {{max_requests: 1}}
+    targets:
+      - target: {backend}
+services:
+  - name: echo
+    protocol: grpc
+    host: echo.up
+    routes:
+      - name: echo
+        protocols: [grpc]
+        paths: [/echo.Echo/]
+"
+    );
+    let gw = Gateway::start(&config, &[]);
+    let mut send = client(gw.proxy).await;
+    // A stream whose response head came back and whose body is still open.
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(Frame::data(message(b"open"))).await.unwrap();
+    let open = send
+        .send_request(call("/echo.Echo/Chat", "application/grpc", ChannelBody(rx)))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 200);
+    let mut open_body = open.into_body();
+    assert!(open_body.frame().await.unwrap().unwrap().is_data());
+
+    let unary = |send: &mut hyper::client::conn::http2::SendRequest<ChannelBody>| {
+        let (tx, rx) = mpsc::channel(1);
+        drop(tx);
+        send.send_request(call("/echo.Echo/Say", "application/grpc", ChannelBody(rx)))
+    };
+    let busy = unary(&mut send).await.unwrap();
+    assert_eq!(busy.status(), 503);
+
+    // Once the stream ends, the target takes calls again.
+    drop(tx);
+    while open_body.frame().await.is_some() {}
+    drop(open_body);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let again = unary(&mut send).await.unwrap();
+    assert_eq!(again.status(), 200);
+}

@@ -9,7 +9,6 @@ use crate::body::ProxyBody;
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::ServiceEntry;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
@@ -70,7 +69,7 @@ pub async fn send(
     service: &ServiceEntry,
     mut req: Request<ProxyBody>,
     hash: Option<u64>,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<ProxyBody>, ProxyError> {
     let balancer = &service.balancer;
     let ticket = balancer.ticket(hash);
     let mut tried = Tried::default();
@@ -134,12 +133,15 @@ pub async fn send(
             .map_err(|_| ProxyError::new(ErrorKind::BadRequest, "upstream uri"))?;
         req.headers_mut().remove(http::header::HOST);
         *req.version_mut() = http::Version::HTTP_2;
-        let _load = balancer.begin(i);
+        let load = balancer.begin(i);
+        let started = balancer.times_answers().then(std::time::Instant::now);
         let answer = tokio::time::timeout(service.read_timeout, sender.try_send_request(req)).await;
         return match answer {
             Ok(Ok(resp)) => {
-                balancer.report(i, Ok(resp.status().as_u16()), None);
-                Ok(resp)
+                let micros = started.map(|t| t.elapsed().as_micros() as u64);
+                balancer.report(i, Ok(resp.status().as_u16()), micros);
+                // The stream stays in flight until its body ends.
+                Ok(resp.map(|body| ProxyBody::incoming_held(body, load)))
             }
             Ok(Err(mut e)) => {
                 pool.drop_h2_sender(&target.pool_key);
