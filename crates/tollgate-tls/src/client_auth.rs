@@ -207,10 +207,27 @@ pub fn subject_dn(der: &[u8]) -> Option<String> {
                 .iter()
                 .find(|(o, _)| *o == oid)
                 .map_or("?", |(_, l)| *l);
-            format!("{label}={v}")
+            format!("{label}={}", escape_dn_value(&v))
         })
         .collect();
     Some(parts.join(","))
+}
+
+/// Escapes an attribute value as RFC 4514 asks (`,+"\<>;`, a leading `#`
+/// or space, a trailing space), so distinct subjects stay distinct.
+fn escape_dn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -236,5 +253,7 @@ mod tests {
             Some("CN=alice,O=Example")
         );
         assert_eq!(subject_cn(b"\x30\x03junk"), None);
+        assert_eq!(escape_dn_value("alice,O=Example"), "alice\\,O=Example");
+        assert_eq!(escape_dn_value(" #x "), "\\ #x\\ ");
     }
 }
