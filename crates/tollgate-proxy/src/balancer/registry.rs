@@ -83,6 +83,9 @@ pub struct Registry {
     /// Backend TLS settings built so far (kept across snapshots, so
     /// sessions resume and trust stores are read once).
     client_configs: Mutex<ClientConfigs>,
+    /// Settings asked for since the last [`Registry::activate`]: the ones
+    /// the published configuration uses (the others are dropped then).
+    configs_used: Mutex<std::collections::HashSet<u64>>,
     /// Where active checkers run, and their TLS client (none: no checkers).
     checkers: Option<(tokio::runtime::Handle, Arc<ClientTls>)>,
 }
@@ -105,6 +108,7 @@ impl Registry {
         identity: u64,
         build: impl FnOnce() -> Result<Arc<tollgate_tls::rustls::ClientConfig>, tollgate_tls::TlsError>,
     ) -> Result<Arc<tollgate_tls::rustls::ClientConfig>, tollgate_tls::TlsError> {
+        lock(&self.configs_used).insert(identity);
         if let Some(c) = lock(&self.client_configs).get(&identity) {
             return Ok(c.clone());
         }
@@ -124,6 +128,11 @@ impl Registry {
     /// After `config` was published: forgets removed upstreams and
     /// targets, and (re)starts the active checkers that changed.
     pub fn activate(&self, config: &Config) {
+        {
+            let mut used = lock(&self.configs_used);
+            lock(&self.client_configs).retain(|id, _| used.contains(id));
+            used.clear();
+        }
         let mut map = lock(&self.upstreams);
         let in_config = |id: &Uuid| config.upstreams.iter().any(|u| u.id == *id);
         // An upstream this configuration lacks is forgotten once no
