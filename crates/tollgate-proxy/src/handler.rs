@@ -901,7 +901,7 @@ fn https_required(
 /// `max_connections` (`conn`) for as long as it lives.
 async fn tunnel(
     client: crate::downstream::ClientUpgrade,
-    upstream: (tokio::net::TcpStream, BytesMut),
+    upstream: (Box<dyn crate::downstream::Switched>, BytesMut),
     idle: std::time::Duration,
     conn: Arc<ConnInfo>,
 ) {

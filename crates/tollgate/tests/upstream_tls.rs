@@ -149,3 +149,29 @@ async fn a_client_certificate_is_presented_to_backends_that_require_one() {
         got.text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_are_tunnelled_to_https_backends() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let pki = TestPki::new(&support::gateway::temp_dir("up-wss"));
+    let backend = Backend::start_tls("secure-ws", pki.server_config()).await;
+    let config = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: https://localhost:{}\n  routes: [{{paths: [/]}}]\n",
+        backend.addr.port()
+    );
+    let gw = Gateway::start(&config, &[]);
+    let stream = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(format!("ws://{}/ws", gw.proxy), stream)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    for i in 0..5 {
+        ws.send(Message::text(format!("over tls {i}")))
+            .await
+            .unwrap();
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m.into_text().unwrap().as_str(), format!("over tls {i}"));
+    }
+    ws.close(None).await.unwrap();
+}

@@ -43,9 +43,15 @@ enum Pending {
 pub type Handoff = (TcpStream, BytesMut);
 
 /// A client connection after a protocol switch.
-pub trait Switched: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+pub trait Switched:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug
+{
+}
 
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Switched for T {}
+impl<T> Switched for T where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + std::fmt::Debug
+{
+}
 
 impl ClientUpgrade {
     fn new(rx: oneshot::Receiver<Handoff>) -> Self {

@@ -228,12 +228,60 @@ impl Conn {
         }
     }
 
-    /// The plain socket and any bytes already read past the response head
-    /// (for a protocol switch); None over TLS.
-    pub fn into_parts(self) -> Option<(TcpStream, BytesMut)> {
+    /// The connection after a protocol switch, and any bytes already read
+    /// past the response head: the plain socket itself, or, over TLS, this
+    /// connection as a byte stream (its buffered bytes come first).
+    pub fn into_switched(self: Box<Self>) -> (Box<dyn crate::downstream::Switched>, BytesMut) {
         match self.io {
-            Io::Plain(s) => Some((s, self.buf)),
-            Io::Tls(_) => None,
+            Io::Plain(s) => (Box::new(s), self.buf),
+            Io::Tls(_) => (self, BytesMut::new()),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.buf.is_empty() {
+            ready!(self.poll_fill(cx))?;
+        }
+        let n = self.buf.len().min(out.remaining());
+        out.put_slice(&self.buf.split_to(n));
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Sink::poll_write(&*self, cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Every write is sent before it is reported done.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.io {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Io::Tls(t) => {
+                {
+                    let mut st = t.lock();
+                    st.tls.send_close_notify();
+                    ready!(t.poll_flush(&mut st, cx))?;
+                }
+                std::pin::Pin::new(&mut t.tcp).poll_shutdown(cx)
+            }
         }
     }
 }

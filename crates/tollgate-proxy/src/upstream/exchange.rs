@@ -44,10 +44,6 @@ pub enum ExchangeError {
     /// The client's request body failed (or was too large).
     #[error("client body: {0}")]
     ClientBody(BodyError),
-    /// A protocol switch (WebSocket) was answered over TLS to the backend,
-    /// which Tollgate does not tunnel yet.
-    #[error("protocol switch over TLS to the backend is not supported yet")]
-    UpgradeOverTls,
 }
 
 impl From<PumpError> for ExchangeError {

@@ -30,7 +30,7 @@ pub struct Answer {
     /// The response head and its body, streamed from the backend connection.
     pub response: Response<UpstreamBody>,
     /// After a 101: the backend socket and bytes it sent past the head.
-    pub upgraded: Option<(TcpStream, BytesMut)>,
+    pub upgraded: Option<(Box<dyn crate::downstream::Switched>, BytesMut)>,
     /// The backend's head, when it is passed on as it is (see
     /// [`Outbound::raw_head`]); the response's header map is then empty.
     pub raw_head: Option<codec::RawHead>,
@@ -189,9 +189,7 @@ async fn attempt(
         Err(e) => return Attempt::Failed(e),
     };
     if head.response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
-        let Some(upgraded) = conn.into_parts() else {
-            return Attempt::Failed(ExchangeError::UpgradeOverTls);
-        };
+        let upgraded = conn.into_switched();
         let (parts, ()) = head.response.into_parts();
         return Attempt::Answered(Answer {
             response: Response::from_parts(parts, UpstreamBody::empty()),
@@ -231,7 +229,7 @@ pub struct Outbound<'a> {
 fn health_failure(e: &ExchangeError) -> Option<Failure> {
     match e {
         ExchangeError::WriteTimeout | ExchangeError::ReadTimeout => Some(Failure::Timeout),
-        ExchangeError::ClientBody(_) | ExchangeError::UpgradeOverTls => None,
+        ExchangeError::ClientBody(_) => None,
         _ => Some(Failure::Tcp),
     }
 }
@@ -285,10 +283,6 @@ pub async fn send(
             }
         };
         let target = balancer.target(i);
-        if upgrade && target.tls.is_some() {
-            // Refused before anything is sent: not the target's fault.
-            return Err(exchange_error(ExchangeError::UpgradeOverTls));
-        }
         let host = match req.preserved_host {
             Some(h) => Some(h),
             None => Some(&target.host_header),
