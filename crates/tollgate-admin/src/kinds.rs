@@ -362,6 +362,14 @@ pub fn route_json(r: &Route) -> Map<String, Value> {
         json!(r.https_redirect_status_code),
     );
     m.insert("regex_priority".into(), json!(r.regex_priority));
+    if let Some(age) = r.hsts_max_age {
+        // Tollgate extensions, shown only when set.
+        m.insert("hsts_max_age".into(), json!(age));
+        m.insert(
+            "hsts_include_subdomains".into(),
+            json!(r.hsts_include_subdomains),
+        );
+    }
     m.insert("strip_path".into(), json!(r.strip_path));
     m.insert("path_handling".into(), json!(r.path_handling.as_str()));
     m.insert("preserve_host".into(), json!(r.preserve_host));

@@ -134,6 +134,11 @@ pub struct Route {
     pub path_handling: PathHandling,
     /// Status for http requests on https-only routes (426, 301, 302, 307, 308).
     pub https_redirect_status_code: u16,
+    /// Tollgate extension (`hsts_max_age`, seconds): answers over TLS carry
+    /// `Strict-Transport-Security: max-age=N` (None: no header).
+    pub hsts_max_age: Option<u32>,
+    /// Tollgate extension: add `; includeSubDomains` to that header.
+    pub hsts_include_subdomains: bool,
     /// Buffer the request body before proxying (default true).
     pub request_buffering: bool,
     /// Buffer the response body before sending it (default true).
@@ -182,6 +187,8 @@ impl Default for Route {
             regex_priority: 0,
             path_handling: PathHandling::V0,
             https_redirect_status_code: 426,
+            hsts_max_age: None,
+            hsts_include_subdomains: false,
             request_buffering: true,
             response_buffering: true,
             service: None,

@@ -390,6 +390,10 @@ async fn proxy(
             for (name, value) in plugin_headers {
                 resp.headers_mut().append(name, value);
             }
+            if let (true, Some(v)) = (conn.tls, &entry.hsts) {
+                resp.headers_mut()
+                    .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+            }
             return Ok((resp, trail));
         }
         if access.upstream_path.is_some() || access.upstream_query.is_some() {
@@ -504,6 +508,10 @@ async fn proxy(
         for (name, value) in plugin_headers {
             head.headers.append(name, value);
         }
+        if let (true, Some(v)) = (conn.tls, &entry.hsts) {
+            head.headers
+                .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
         let consumer = identity.as_ref().map(|i| i.consumer.id);
         for slot in entry.plugins.iter() {
             if let Some(p) = slot.for_consumer(consumer) {
@@ -561,6 +569,9 @@ async fn proxy(
     let mut plugin_headers = plugin_headers;
     if let Some(cookie) = key.set_cookie {
         plugin_headers.push((header::SET_COOKIE, cookie));
+    }
+    if let (true, Some(v)) = (conn.tls, &entry.hsts) {
+        plugin_headers.push((header::STRICT_TRANSPORT_SECURITY, v.clone()));
     }
     // Answers no plugin edits take the plugins' headers at the edge (no
     // header map is built for them); others get them in the map, where the

@@ -238,6 +238,8 @@ pub struct RouteEntry {
     /// Whether it is a gRPC route (`grpc`/`grpcs`): HTTP/2 with an
     /// `application/grpc` body only.
     pub grpc: bool,
+    /// `Strict-Transport-Security` for its answers over TLS.
+    pub hsts: Option<HeaderValue>,
     /// The plugins that run for this route, in execution order.
     pub plugins: Arc<[PluginSlot]>,
     /// Whether no plugin of the route edits answers from the backend: their
@@ -567,6 +569,14 @@ impl Snapshot {
                     .protocols
                     .iter()
                     .any(|p| matches!(p, Protocol::Http | Protocol::Grpc)),
+                hsts: r.hsts_max_age.and_then(|age| {
+                    let sub = if r.hsts_include_subdomains {
+                        "; includeSubDomains"
+                    } else {
+                        ""
+                    };
+                    HeaderValue::from_str(&format!("max-age={age}{sub}")).ok()
+                }),
                 grpc: r
                     .protocols
                     .iter()

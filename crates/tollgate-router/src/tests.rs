@@ -20,6 +20,8 @@ fn route(id: u128) -> Route {
         regex_priority: 0,
         path_handling: PathHandling::V0,
         https_redirect_status_code: 426,
+        hsts_max_age: None,
+        hsts_include_subdomains: false,
         request_buffering: true,
         response_buffering: true,
         service: None,

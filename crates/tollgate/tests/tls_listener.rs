@@ -316,3 +316,36 @@ async fn websockets_are_tunnelled_on_tls_listeners() {
     ws.close(None).await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routes_with_hsts_max_age_send_strict_transport_security_over_tls() {
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("tls-hsts");
+    let pki = TestPki::new(&dir);
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes:\n  - {{name: h, paths: [/h], hsts_max_age: 31536000, hsts_include_subdomains: true}}\n  - {{name: plain, paths: [/p]}}\n",
+        b.url()
+    );
+    let gw = Gateway::start(
+        &cfg,
+        &[
+            SSL,
+            ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
+            ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
+        ],
+    );
+    let config = pki.client_config(true, &[]);
+    let got = https(config.clone(), gw.proxy, "localhost", "GET", "/h/x", None)
+        .await
+        .unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.headers["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+    let got = https(config, gw.proxy, "localhost", "GET", "/p/x", None)
+        .await
+        .unwrap();
+    assert!(got.headers.get("strict-transport-security").is_none());
+    let _ = std::fs::remove_dir_all(dir);
+}

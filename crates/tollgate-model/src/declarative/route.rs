@@ -26,6 +26,8 @@ const FIELDS: &[&str] = &[
     "regex_priority",
     "path_handling",
     "https_redirect_status_code",
+    "hsts_max_age",
+    "hsts_include_subdomains",
     "request_buffering",
     "response_buffering",
     "tags",
@@ -159,6 +161,10 @@ pub(super) fn route(b: &mut Build, value: &Value, path: FieldPath, nested_in: Op
             }
         },
     };
+    let hsts_max_age = rec
+        .integer(ctx, "hsts_max_age", 0, i64::from(i32::MAX))
+        .map(|v| v as u32);
+    let hsts_include_subdomains = rec.boolean(ctx, "hsts_include_subdomains", false);
     let request_buffering = rec.boolean(ctx, "request_buffering", true);
     let response_buffering = rec.boolean(ctx, "response_buffering", true);
     let tags = tags_field(ctx, &rec);
@@ -205,6 +211,8 @@ pub(super) fn route(b: &mut Build, value: &Value, path: FieldPath, nested_in: Op
         regex_priority,
         path_handling,
         https_redirect_status_code,
+        hsts_max_age,
+        hsts_include_subdomains,
         request_buffering,
         response_buffering,
         service,
