@@ -175,3 +175,32 @@ async fn websockets_are_tunnelled_to_https_backends() {
     }
     ws.close(None).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_verify_depth_bounds_the_backends_chain() {
+    let pki = TestPki::new(&support::gateway::temp_dir("up-depth"));
+    let (chain, key) = pki.issue_via_intermediate();
+    let backend = Backend::start_tls("deep", TestPki::server_config_for(&chain, &key)).await;
+    let port = backend.addr.port();
+    let gw = Gateway::start_sqlite(&[]);
+    let c = http1();
+    let admin = gw.admin_url();
+    let ca = create(
+        &c,
+        &format!("{admin}/ca_certificates"),
+        json!({ "cert": pki.ca_pem }),
+    )
+    .await;
+    let url = format!("https://localhost:{port}");
+    for (name, depth) in [("depth0", 0), ("depth1", 1)] {
+        let extra =
+            json!({ "tls_verify": true, "tls_verify_depth": depth, "ca_certificates": [ca] });
+        service(&c, &admin, name, &url, extra).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // One intermediate: refused at depth 0, accepted at depth 1.
+    let got = get(&c, &format!("{}/depth0/x", gw.url()), &[]).await;
+    assert_eq!(got.status, 502, "{}", got.text());
+    let got = get(&c, &format!("{}/depth1/x", gw.url()), &[]).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+}

@@ -50,6 +50,43 @@ impl TestPki {
         pki
     }
 
+    /// A server certificate for `localhost` and 127.0.0.1 issued through an
+    /// intermediate CA: (chain PEM, leaf first; key PEM).
+    pub fn issue_via_intermediate(&self) -> (String, String) {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let mid_key = KeyPair::generate().unwrap();
+        let mut mid = CertificateParams::new(Vec::<String>::new()).unwrap();
+        mid.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        mid.distinguished_name
+            .push(DnType::CommonName, "Tollgate test intermediate");
+        let mid = mid.signed_by(&mid_key, &self.ca, &self.ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &mid, &mid_key)
+            .unwrap();
+        (format!("{}{}", leaf.pem(), mid.pem()), key.serialize_pem())
+    }
+
+    /// A server configuration presenting `chain` (PEM, leaf first) and `key`.
+    pub fn server_config_for(chain: &str, key: &str) -> Arc<rustls::ServerConfig> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(chain.as_bytes())
+            .map(|c| c.unwrap())
+            .collect();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        )
+    }
+
     /// Another certificate signed by the CA, for `names`: (cert PEM, key PEM).
     pub fn issue(&self, names: &[&str]) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
