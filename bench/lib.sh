@@ -59,3 +59,14 @@ median_results() {
   mv "$WORK/results" "$WORK/all-rounds"
   mv "$WORK/median" "$WORK/results"
 }
+
+# field NAME COLUMN: one column of a scenario's line in $WORK/results.
+field() { awk -F'|' -v n="$1" -v f="$2" '$1==n{print $f}' "$WORK/results"; }
+# ratio A B: A/B with two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
+# without_section TITLE: $OUT_MD with its "## TITLE" section left out (the
+# caller writes it anew at the end).
+without_section() {
+  touch "$OUT_MD"
+  awk -v t="## $1" '$0==t{skip=1; next} /^## /{skip=0} !skip' "$OUT_MD"
+}

@@ -165,8 +165,6 @@ ROUTES_RSS=$(rss_kib "$TG_MANY")
 median_results
 
 # --- report -------------------------------------------------------------------
-field() { awk -F'|' -v n="$1" -v f="$2" '$1==n{print $f}' "$WORK/results"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
 R_RPS=$(ratio "$(field 'tollgate proxy' 2)" "$(field 'nginx proxy' 2)")
 R_P99=$(ratio "$(field 'tollgate proxy' 4)" "$(field 'nginx proxy' 4)")
 R_CPU=$(ratio "$(field 'tollgate proxy' 5)" "$(field 'nginx proxy' 5)")

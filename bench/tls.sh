@@ -118,10 +118,7 @@ for r in $(seq "$ROUNDS"); do
 done
 median_results
 
-field() { awk -F'|' -v n="$1" -v f="$2" '$1==n{print $f}' "$WORK/results"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
-touch "$OUT_MD"
-awk '/^## TLS/{skip=1} /^## / && !/^## TLS/{skip=0} !skip' "$OUT_MD" >"$WORK/md"
+without_section TLS >"$WORK/md"
 {
   cat "$WORK/md"
   echo "## TLS"

@@ -6,14 +6,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
+use crate::insecure::AcceptAny;
 use crate::{provider, TlsError};
 
 /// Asks clients for a certificate while `wanted` is set, and takes any
@@ -21,7 +20,8 @@ use crate::{provider, TlsError};
 #[derive(Debug)]
 pub struct RequestClientCerts {
     wanted: Arc<AtomicBool>,
-    provider: Arc<CryptoProvider>,
+    /// The handshake-signature checks (the same for both sides).
+    signatures: AcceptAny,
 }
 
 impl RequestClientCerts {
@@ -29,7 +29,7 @@ impl RequestClientCerts {
     pub fn new(wanted: Arc<AtomicBool>) -> Arc<Self> {
         Arc::new(RequestClientCerts {
             wanted,
-            provider: provider(),
+            signatures: AcceptAny(provider()),
         })
     }
 }
@@ -62,12 +62,7 @@ impl ClientCertVerifier for RequestClientCerts {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -76,18 +71,11 @@ impl ClientCertVerifier for RequestClientCerts {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
@@ -99,14 +87,7 @@ impl ChainVerifier {
     /// A verifier trusting the PEM certificates `cas`.
     pub fn new(cas: &[&str]) -> Result<ChainVerifier, TlsError> {
         let mut roots = RootCertStore::empty();
-        for pem in cas {
-            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| TlsError::Certificate(e.to_string()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| TlsError::Certificate(e.to_string()))?;
-            }
-        }
+        crate::add_pem_roots(&mut roots, cas)?;
         if roots.is_empty() {
             return Err(TlsError::NoRoots);
         }

@@ -155,6 +155,19 @@ impl Trust {
     }
 }
 
+/// Adds every certificate of the PEM texts `pems` to `roots`.
+pub(crate) fn add_pem_roots(roots: &mut RootCertStore, pems: &[&str]) -> Result<(), TlsError> {
+    for pem in pems {
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| TlsError::Certificate(e.to_string()))?;
+            roots
+                .add(cert)
+                .map_err(|e| TlsError::Certificate(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     static P: OnceLock<Arc<rustls::crypto::CryptoProvider>> = OnceLock::new();
     P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))

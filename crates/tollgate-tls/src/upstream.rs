@@ -84,14 +84,7 @@ impl ClientTls {
         let provider = provider();
         let verifier: Arc<dyn ServerCertVerifier> = if spec.verify {
             let mut roots = self.trust.roots()?;
-            for pem in spec.extra_cas {
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    let cert = cert.map_err(|e| TlsError::Certificate(e.to_string()))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| TlsError::Certificate(e.to_string()))?;
-                }
-            }
+            crate::add_pem_roots(&mut roots, spec.extra_cas)?;
             if roots.is_empty() {
                 return Err(TlsError::NoRoots);
             }

@@ -38,21 +38,11 @@ async fn h2c_prior_knowledge_is_proxied_to_an_http1_backend() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_echo_passes_through_both_ways() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let b = Backend::start("b").await;
     let gw = Gateway::start(&one_service(&b.url()), &[]);
     let stream = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
-    let (mut ws, resp) = tokio_tungstenite::client_async(format!("ws://{}/ws", gw.proxy), stream)
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 101);
-    for i in 0..5 {
-        ws.send(Message::text(format!("ping {i}"))).await.unwrap();
-        let m = ws.next().await.unwrap().unwrap();
-        assert_eq!(m.into_text().unwrap().as_str(), format!("ping {i}"));
-    }
-    ws.close(None).await.unwrap();
+    let url = format!("ws://{}/ws", gw.proxy);
+    support::client::websocket_echo(&url, stream, "ping").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,6 +15,18 @@ use support::tls::{der, https, TestPki};
 
 const SSL: (&str, &str) = ("TOLLGATE_PROXY_LISTEN", "127.0.0.1:0 ssl");
 
+/// A gateway on an `ssl` listener whose default certificate is `pki`'s.
+fn tls_gateway(cfg: &str, pki: &TestPki) -> Gateway {
+    Gateway::start(
+        cfg,
+        &[
+            SSL,
+            ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
+            ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
+        ],
+    )
+}
+
 fn form(pairs: &[(&str, &str)]) -> String {
     let mut out = String::new();
     for (k, v) in pairs {
@@ -158,14 +170,7 @@ async fn ssl_cert_settings_name_the_default_certificate() {
         "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes: [{{name: r, paths: [/]}}]\n",
         b.url()
     );
-    let gw = Gateway::start(
-        &cfg,
-        &[
-            SSL,
-            ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
-            ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
-        ],
-    );
+    let gw = tls_gateway(&cfg, &pki);
     let got = https(
         pki.client_config(true, &[]),
         gw.proxy,
@@ -283,8 +288,6 @@ async fn oauth2_issues_tokens_on_a_tls_listener() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn websockets_are_tunnelled_on_tls_listeners() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let b = Backend::start("b").await;
     let dir = support::gateway::temp_dir("tls-ws");
     let pki = TestPki::new(&dir);
@@ -292,28 +295,12 @@ async fn websockets_are_tunnelled_on_tls_listeners() {
         "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes: [{{name: r, paths: [/]}}]\n",
         b.url()
     );
-    let gw = Gateway::start(
-        &cfg,
-        &[
-            SSL,
-            ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
-            ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
-        ],
-    );
+    let gw = tls_gateway(&cfg, &pki);
     let tcp = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
     let tls = tollgate_tls::connect(pki.client_config(true, &[b"http/1.1"]), "localhost", tcp)
         .await
         .unwrap();
-    let (mut ws, resp) = tokio_tungstenite::client_async("wss://localhost/ws", tls)
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 101);
-    for i in 0..5 {
-        ws.send(Message::text(format!("secure {i}"))).await.unwrap();
-        let m = ws.next().await.unwrap().unwrap();
-        assert_eq!(m.into_text().unwrap().as_str(), format!("secure {i}"));
-    }
-    ws.close(None).await.unwrap();
+    support::client::websocket_echo("wss://localhost/ws", tls, "secure").await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -326,14 +313,7 @@ async fn routes_with_hsts_max_age_send_strict_transport_security_over_tls() {
         "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes:\n  - {{name: h, paths: [/h], hsts_max_age: 31536000, hsts_include_subdomains: true}}\n  - {{name: plain, paths: [/p]}}\n",
         b.url()
     );
-    let gw = Gateway::start(
-        &cfg,
-        &[
-            SSL,
-            ("TOLLGATE_SSL_CERT", pki.cert_file.to_str().unwrap()),
-            ("TOLLGATE_SSL_CERT_KEY", pki.key_file.to_str().unwrap()),
-        ],
-    );
+    let gw = tls_gateway(&cfg, &pki);
     let config = pki.client_config(true, &[]);
     let got = https(config.clone(), gw.proxy, "localhost", "GET", "/h/x", None)
         .await

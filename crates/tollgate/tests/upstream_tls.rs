@@ -41,13 +41,13 @@ async fn service(
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_services_verify_against_ca_certificates_and_reuse_connections() {
-    let pki = TestPki::new(&support::gateway::temp_dir("up-tls"));
-    let backend = Backend::start_tls("secure", pki.server_config()).await;
-    let port = backend.addr.port();
-    // One worker: backend pools are per worker, and the count below is exact.
-    let gw = Gateway::start_sqlite(&[("TOLLGATE_WORKER_THREADS", "1")]);
+/// A node on SQLite with `pki`'s CA stored as a CA certificate: the node,
+/// an HTTP client, the Admin API URL and the CA certificate's id.
+async fn node_with_ca(
+    pki: &TestPki,
+    env: &[(&str, &str)],
+) -> (Gateway, HttpClient, String, String) {
+    let gw = Gateway::start_sqlite(env);
     let c = http1();
     let admin = gw.admin_url();
     let ca = create(
@@ -56,6 +56,16 @@ async fn https_services_verify_against_ca_certificates_and_reuse_connections() {
         json!({ "cert": pki.ca_pem }),
     )
     .await;
+    (gw, c, admin, ca)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_services_verify_against_ca_certificates_and_reuse_connections() {
+    let pki = TestPki::new(&support::gateway::temp_dir("up-tls"));
+    let backend = Backend::start_tls("secure", pki.server_config()).await;
+    let port = backend.addr.port();
+    // One worker: backend pools are per worker, and the count below is exact.
+    let (gw, c, admin, ca) = node_with_ca(&pki, &[("TOLLGATE_WORKER_THREADS", "1")]).await;
     let url = format!("https://localhost:{port}");
     service(
         &c,
@@ -152,8 +162,6 @@ async fn a_client_certificate_is_presented_to_backends_that_require_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websockets_are_tunnelled_to_https_backends() {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let pki = TestPki::new(&support::gateway::temp_dir("up-wss"));
     let backend = Backend::start_tls("secure-ws", pki.server_config()).await;
     let config = format!(
@@ -162,18 +170,8 @@ async fn websockets_are_tunnelled_to_https_backends() {
     );
     let gw = Gateway::start(&config, &[]);
     let stream = tokio::net::TcpStream::connect(gw.proxy).await.unwrap();
-    let (mut ws, resp) = tokio_tungstenite::client_async(format!("ws://{}/ws", gw.proxy), stream)
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 101);
-    for i in 0..5 {
-        ws.send(Message::text(format!("over tls {i}")))
-            .await
-            .unwrap();
-        let m = ws.next().await.unwrap().unwrap();
-        assert_eq!(m.into_text().unwrap().as_str(), format!("over tls {i}"));
-    }
-    ws.close(None).await.unwrap();
+    let url = format!("ws://{}/ws", gw.proxy);
+    support::client::websocket_echo(&url, stream, "over tls").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,15 +180,7 @@ async fn tls_verify_depth_bounds_the_backends_chain() {
     let (chain, key) = pki.issue_via_intermediate();
     let backend = Backend::start_tls("deep", TestPki::server_config_for(&chain, &key)).await;
     let port = backend.addr.port();
-    let gw = Gateway::start_sqlite(&[]);
-    let c = http1();
-    let admin = gw.admin_url();
-    let ca = create(
-        &c,
-        &format!("{admin}/ca_certificates"),
-        json!({ "cert": pki.ca_pem }),
-    )
-    .await;
+    let (gw, c, admin, ca) = node_with_ca(&pki, &[]).await;
     let url = format!("https://localhost:{port}");
     for (name, depth) in [("depth0", 0), ("depth1", 1)] {
         let extra =

@@ -184,3 +184,23 @@ pub async fn admin_service_with_route(
     .await;
     assert_eq!(got.status, 201, "{}", got.text());
 }
+
+/// Opens a WebSocket to `url` over `stream`, checks the 101, and checks
+/// that 5 text messages (`"{label} {i}"`) come back as they were sent.
+pub async fn websocket_echo<S>(url: &str, stream: S, label: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, resp) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    for i in 0..5 {
+        ws.send(Message::text(format!("{label} {i}")))
+            .await
+            .unwrap();
+        let m = ws.next().await.unwrap().unwrap();
+        assert_eq!(m.into_text().unwrap().as_str(), format!("{label} {i}"));
+    }
+    ws.close(None).await.unwrap();
+}
