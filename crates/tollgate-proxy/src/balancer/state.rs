@@ -74,6 +74,8 @@ pub struct TargetState {
     ewma_us: AtomicU64,
     /// When `ewma_us` was last updated, [`now_ms`].
     ewma_at: AtomicU64,
+    /// Which of a host name's addresses the next connection tries first.
+    next_address: std::sync::atomic::AtomicUsize,
 }
 
 impl Default for TargetState {
@@ -90,6 +92,7 @@ impl Default for TargetState {
             connecting: AtomicU32::new(0),
             ewma_us: AtomicU64::new(0),
             ewma_at: AtomicU64::new(0),
+            next_address: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
@@ -191,6 +194,12 @@ impl TargetState {
             return true;
         }
         false
+    }
+
+    /// The position of the address a new connection to a host name tries
+    /// first (each call moves on by one).
+    pub fn next_address(&self) -> usize {
+        self.next_address.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Requests in flight.

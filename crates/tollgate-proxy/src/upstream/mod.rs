@@ -90,11 +90,15 @@ async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
             .await
             .map_err(|e| ProxyError::new(ErrorKind::ConnectFailed, format!("{addr}: {e}")));
     }
-    let addrs = tokio::net::lookup_host((&*target.host, target.port))
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((&*target.host, target.port))
         .await
-        .map_err(|e| ProxyError::new(ErrorKind::NameResolution, format!("{}: {e}", target.host)))?;
+        .map_err(|e| ProxyError::new(ErrorKind::NameResolution, format!("{}: {e}", target.host)))?
+        .collect();
+    // New connections take the name's addresses in turn (as nginx spreads
+    // over a name's addresses), moving on to the next when one refuses.
+    let start = target.state.next_address();
     let mut last = None;
-    for addr in addrs {
+    for addr in rotated(&addrs, start) {
         match TcpStream::connect(addr).await {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(format!("{addr}: {e}")),
@@ -107,6 +111,15 @@ async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
             format!("{}: no address", target.host),
         ),
     })
+}
+
+/// `addrs` starting at position `start` (modulo their number), wrapping.
+fn rotated(
+    addrs: &[std::net::SocketAddr],
+    start: usize,
+) -> impl Iterator<Item = std::net::SocketAddr> + '_ {
+    let n = addrs.len().max(1);
+    (0..addrs.len()).map(move |k| addrs[(start + k) % n])
 }
 
 /// Maps a failed exchange: a stalled backend is a timeout (504), a broken
@@ -414,5 +427,27 @@ fn connect_failure(e: &ProxyError) -> Option<Failure> {
         ErrorKind::Overloaded => None,
         ErrorKind::ConnectTimeout => Some(Failure::Timeout),
         _ => Some(Failure::Tcp),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::rotated;
+
+    #[test]
+    fn connections_take_a_names_addresses_in_turn() {
+        let addrs: Vec<std::net::SocketAddr> = ["127.0.0.1:1", "127.0.0.2:1", "127.0.0.3:1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let firsts: Vec<_> = (0..4).map(|s| rotated(&addrs, s).next().unwrap()).collect();
+        assert_eq!(firsts, [addrs[0], addrs[1], addrs[2], addrs[0]]);
+        // Every address is still tried, once.
+        assert_eq!(
+            rotated(&addrs, 1).collect::<Vec<_>>(),
+            [addrs[1], addrs[2], addrs[0]]
+        );
+        assert_eq!(rotated(&[], 5).count(), 0);
     }
 }
