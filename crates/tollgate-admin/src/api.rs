@@ -239,6 +239,31 @@ impl AdminApi {
         })
     }
 
+    /// `PUT /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy`.
+    fn set_target_health(&self, u: &str, t: &str, address: Option<&str>, verdict: &str) -> Reply {
+        let up = self
+            .cp
+            .find(Kind::Upstreams, u, None)
+            .ok_or(AdminError::NotFound)?;
+        let target = self
+            .cp
+            .find(Kind::Targets, t, Some(("upstream", up.id)))
+            .ok_or(AdminError::NotFound)?;
+        let key = target
+            .body
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if self
+            .health
+            .set_health(up.id, key, address, verdict == "healthy")
+        {
+            Ok((StatusCode::NO_CONTENT, Value::Null))
+        } else {
+            Err(AdminError::NotFound)
+        }
+    }
+
     /// `GET /upstreams/{u}/health`: each target with its live health; with
     /// `balancer_health=1`, the upstream's own health instead.
     fn upstream_health(&self, u: &str, query: &[(String, String)]) -> Reply {
@@ -257,12 +282,19 @@ impl AdminApi {
                 .unwrap_or("")
                 .to_owned();
             let weight = b.get("weight").and_then(Value::as_u64).unwrap_or(0);
-            let health = self.health.health(up.id, &key);
+            let report = self.health.health(up.id, &key);
+            let health = report.health;
             total += weight;
-            if health != "UNHEALTHY" {
+            if health != "UNHEALTHY" && health != "DNS_ERROR" {
                 healthy += weight;
             }
             b.insert("health".into(), json!(health));
+            let addresses: Vec<Value> = report
+                .addresses
+                .iter()
+                .map(|(a, h)| json!({"ip": a.ip().to_string(), "port": a.port(), "health": h, "weight": weight}))
+                .collect();
+            b.insert("data".into(), json!({ "addresses": addresses }));
             data.push(Value::Object(b));
         }
         let balancer = query
@@ -375,30 +407,13 @@ impl AdminApi {
             }
             (["tags", tag], &Method::GET) => Ok((StatusCode::OK, self.tags(tag))),
             (["upstreams", u, "health"], &Method::GET) => self.upstream_health(u, &query),
-            (["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")], &Method::PUT)
-            | (
-                ["upstreams", u, "targets", t, _, verdict @ ("healthy" | "unhealthy")],
-                &Method::PUT,
-            ) => {
-                let up = self
-                    .cp
-                    .find(Kind::Upstreams, u, None)
-                    .ok_or(AdminError::NotFound)?;
-                let target = self
-                    .cp
-                    .find(Kind::Targets, t, Some(("upstream", up.id)))
-                    .ok_or(AdminError::NotFound)?;
-                let key = target
-                    .body
-                    .get("target")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                if self.health.set_health(up.id, key, *verdict == "healthy") {
-                    Ok((StatusCode::NO_CONTENT, Value::Null))
-                } else {
-                    Err(AdminError::NotFound)
-                }
+            (["upstreams", u, "targets", t, verdict @ ("healthy" | "unhealthy")], &Method::PUT) => {
+                self.set_target_health(u, t, None, verdict)
             }
+            (
+                ["upstreams", u, "targets", t, address, verdict @ ("healthy" | "unhealthy")],
+                &Method::PUT,
+            ) => self.set_target_health(u, t, Some(address), verdict),
             (["schemas", "plugins", "validate"], &Method::POST) => {
                 self.validate_only(Kind::Plugins, ct, &body)
             }

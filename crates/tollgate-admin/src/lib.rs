@@ -18,6 +18,6 @@ pub mod schemas_api;
 pub mod state;
 
 pub use api::AdminApi;
-pub use health::TargetHealth;
+pub use health::{TargetHealth, TargetReport};
 pub use schemas::{DbLessPluginRegistry, PluginRegistry};
 pub use state::ControlPlane;

@@ -352,6 +352,15 @@ impl ControlPlane {
         })
     }
 
+    /// Compiles and publishes the current configuration again, for when
+    /// something it is compiled with changed outside it (a DNS answer).
+    pub fn republish(&self) -> Result<(), String> {
+        let inner = self.lock();
+        let activate = (self.prepare)(inner.config.clone())?;
+        activate();
+        Ok(())
+    }
+
     /// Whether writes are refused (DB-less).
     pub fn is_db_less(&self) -> bool {
         self.lock().store.is_none()

@@ -4,7 +4,7 @@
 //! [`tollgate_model::Config`] and swapped in atomically ([`SnapshotHandle`]);
 //! a request keeps the snapshot it started with until it ends.
 
-use crate::balancer::registry::{Registry, UpstreamShared};
+use crate::balancer::registry::{bare_host, Registry, UpstreamShared};
 use crate::balancer::state::Thresholds;
 use crate::balancer::{
     target_key, Balancer, BalancerSpec, Passive, StatusSet, TargetEntry, TargetTls,
@@ -12,7 +12,6 @@ use crate::balancer::{
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_model::{Config, Protocol, Route, Service, Upstream};
@@ -372,43 +371,51 @@ fn service_tls(
     })
 }
 
-fn target_entry(
-    host: &str,
+/// One configured target.
+struct TargetSpec<'a> {
+    host: &'a str,
     port: u16,
     weight: u32,
     header: HeaderValue,
+}
+
+/// The balancer entries of target `t`: itself, or one per address of its
+/// name when DNS resolved it (none when DNS says it has no address).
+fn target_entries(
+    t: TargetSpec<'_>,
+    registry: &Registry,
     shared: &UpstreamShared,
     tls: Option<&ServiceTlsConfig>,
-) -> TargetEntry {
-    let ip = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .ok();
-    let key = target_key(host, port);
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let identity = tls.map_or(0, |t| t.identity);
-    let tls = tls.map(|t| {
+    out: &mut Vec<TargetEntry>,
+) {
+    let target = target_key(t.host, t.port);
+    let bare: Arc<str> = bare_host(t.host).into();
+    let identity = tls.map_or(0, |c| c.identity);
+    let tls = tls.map(|c| {
         Arc::new(TargetTls {
-            config: t.config.clone(),
-            server_name: t.server_name.as_deref().unwrap_or(bare).into(),
+            config: c.config.clone(),
+            server_name: c.server_name.as_deref().unwrap_or(&bare).into(),
         })
     });
-    let pool_key = match &tls {
-        // The same address with other TLS settings is another backend.
-        Some(t) => format!("{key}|tls|{}|{:x}", t.server_name, identity).into(),
-        None => key.clone(),
-    };
-    TargetEntry {
-        state: shared.target(&key),
-        pool_key,
-        tls,
-        key,
-        host: host.trim_start_matches('[').trim_end_matches(']').into(),
-        port,
-        addr: ip.map(|ip| SocketAddr::new(ip, port)),
-        host_header: header,
-        weight,
+    for (key, addr) in registry.expand(t.host, t.port) {
+        let pool_key = match &tls {
+            // The same address with other TLS settings is another backend.
+            Some(c) => format!("{key}|tls|{}|{:x}", c.server_name, identity).into(),
+            None => key.clone(),
+        };
+        out.push(TargetEntry {
+            state: shared.target(&key),
+            pool_key,
+            tls: tls.clone(),
+            key,
+            target: target.clone(),
+            host: bare.clone(),
+            port: t.port,
+            addr,
+            host_header: t.header.clone(),
+            weight: t.weight,
+            dns: registry.dns().cloned(),
+        });
     }
 }
 
@@ -432,6 +439,7 @@ fn balancer_spec(up: &Upstream) -> BalancerSpec {
         passive,
         cooldown_ms: (p.cooldown * 1000.0) as u64,
         limits: up.circuit_breakers,
+        unresolved: false,
     }
 }
 
@@ -469,27 +477,27 @@ fn compile_service(
                 Some(h) => host_header(h, s.protocol.default_port(), s.protocol, &label)?,
                 None => host_header(&t.host, t.port, s.protocol, &label)?,
             };
-            targets.push(target_entry(
-                &t.host,
-                t.port,
-                t.weight,
+            let spec = TargetSpec {
+                host: &t.host,
+                port: t.port,
+                weight: t.weight,
                 header,
-                &shared,
-                tls.as_ref(),
-            ));
+            };
+            target_entries(spec, registry, &shared, tls.as_ref(), &mut targets);
         }
-        Balancer::new(balancer_spec(up), targets, shared)
+        let mut spec = balancer_spec(up);
+        spec.unresolved = targets.is_empty() && !up.targets.iter().all(|t| t.weight == 0);
+        Balancer::new(spec, targets, shared)
     } else {
         let shared = Arc::new(UpstreamShared::default());
         let header = host_header(&s.host, s.port, s.protocol, &label)?;
-        targets.push(target_entry(
-            &s.host,
-            s.port,
-            1,
+        let target = TargetSpec {
+            host: &s.host,
+            port: s.port,
+            weight: 1,
             header,
-            &shared,
-            tls.as_ref(),
-        ));
+        };
+        target_entries(target, registry, &shared, tls.as_ref(), &mut targets);
         let spec = BalancerSpec {
             name: s.host.as_str().into(),
             algorithm: tollgate_model::Algorithm::RoundRobin,
@@ -497,6 +505,7 @@ fn compile_service(
             passive: None,
             cooldown_ms: 0,
             limits: Default::default(),
+            unresolved: targets.is_empty(),
         };
         Balancer::new(spec, targets, shared)
     };

@@ -20,6 +20,7 @@ use tollgate_admin::{AdminApi, ControlPlane};
 use tollgate_model::Config;
 use tollgate_plugins::runtime::PluginEnv;
 use tollgate_proxy::access_log::{AccessLog, LogFormat};
+use tollgate_proxy::balancer::dns::Dns;
 use tollgate_proxy::balancer::registry::Registry;
 use tollgate_proxy::snapshot::Snapshot;
 use tollgate_proxy::trusted::TrustedIps;
@@ -145,12 +146,25 @@ fn health_thread() -> anyhow::Result<tokio::runtime::Handle> {
 struct HealthView(Arc<Registry>);
 
 impl tollgate_admin::TargetHealth for HealthView {
-    fn health(&self, upstream: uuid::Uuid, target: &str) -> &'static str {
-        self.0.health(upstream, target).as_str()
+    fn health(&self, upstream: uuid::Uuid, target: &str) -> tollgate_admin::TargetReport {
+        let (health, addresses) = self.0.health(upstream, target);
+        tollgate_admin::TargetReport {
+            health: health.as_str(),
+            addresses: addresses
+                .into_iter()
+                .map(|(addr, h)| (addr, h.as_str()))
+                .collect(),
+        }
     }
 
-    fn set_health(&self, upstream: uuid::Uuid, target: &str, healthy: bool) -> bool {
-        self.0.set_health(upstream, target, healthy)
+    fn set_health(
+        &self,
+        upstream: uuid::Uuid,
+        target: &str,
+        address: Option<&str>,
+        healthy: bool,
+    ) -> bool {
+        self.0.set_health(upstream, target, address, healthy)
     }
 }
 
@@ -305,7 +319,24 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let upstreams = Registry::with_checkers(health_thread()?, env.tls.clone());
+    let health_rt = health_thread()?;
+    let dns = {
+        // Built and run on the health thread, which has the time for it.
+        let _in_runtime = health_rt.enter();
+        match Dns::new(settings.dns.clone()) {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::warn!("{e}; host names are resolved by the system at each new connection");
+                None
+            }
+        }
+    };
+    let mut registry = Registry::with_checkers(health_rt.clone(), env.tls.clone());
+    if let Some(d) = &dns {
+        health_rt.spawn(d.clone().run());
+        registry = registry.with_dns(d.clone());
+    }
+    let upstreams = Arc::new(registry);
     let cp = control_plane(
         &settings,
         DataPlane {
@@ -431,6 +462,9 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     let listeners = Listeners {
         status: status_listeners,
     };
+    if let Some(d) = dns {
+        rt.spawn(republish_on_dns_change(d, cp.clone()));
+    }
     rt.block_on(control(
         settings,
         cp,
@@ -625,6 +659,21 @@ async fn control(
     }
     let _ = std::fs::remove_file(pid_path(&settings));
     Ok(())
+}
+
+/// Compiles and publishes the configuration again each time DNS changes a
+/// name's addresses (changes arriving together are published once).
+async fn republish_on_dns_change(dns: Arc<Dns>, cp: Arc<ControlPlane>) {
+    loop {
+        dns.changed().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let cp = cp.clone();
+        match tokio::task::spawn_blocking(move || cp.republish()).await {
+            Ok(Ok(())) => tracing::debug!("configuration republished with new DNS answers"),
+            Ok(Err(e)) => tracing::error!("republishing after a DNS change failed: {e}"),
+            Err(e) => tracing::error!("republishing after a DNS change failed: {e}"),
+        }
+    }
 }
 
 async fn reload(settings: &Settings, cp: &Arc<ControlPlane>) {

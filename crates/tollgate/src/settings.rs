@@ -88,6 +88,9 @@ pub struct Settings {
     /// Authorities trusted by the TLS connections the node opens (Redis,
     /// JWKS): Kong's `lua_ssl_trusted_certificate`, `system` and/or PEM files.
     pub trusted_certificates: tollgate_tls::Trust,
+    /// How target and service host names are resolved (Kong's
+    /// `dns_resolver`, `dns_valid_ttl`, `dns_error_ttl`, `dns_not_found_ttl`).
+    pub dns: tollgate_proxy::balancer::dns::DnsSettings,
 }
 
 /// A setting that cannot be accepted; names the source and the setting.
@@ -162,6 +165,10 @@ const NAMES: &[&str] = &[
     "real_ip_recursive",
     "ssl_cert",
     "ssl_cert_key",
+    "dns_resolver",
+    "dns_valid_ttl",
+    "dns_error_ttl",
+    "dns_not_found_ttl",
 ];
 
 impl Settings {
@@ -388,8 +395,45 @@ impl Settings {
                     .map_err(|e| r.err(e.to_string()))?;
                 trust
             },
+            dns: tollgate_proxy::balancer::dns::DnsSettings {
+                servers: parse_resolvers(&get("dns_resolver", ""))?,
+                valid_ttl: {
+                    let r = get("dns_valid_ttl", "");
+                    if r.value.trim().is_empty() {
+                        None
+                    } else {
+                        Some(Duration::from_secs(parse_num(&r, 0, 86_400)? as u64))
+                    }
+                },
+                error_ttl: Duration::from_secs(
+                    parse_num(&get("dns_error_ttl", "1"), 0, 86_400)? as u64
+                ),
+                not_found_ttl: Duration::from_secs(parse_num(
+                    &get("dns_not_found_ttl", "30"),
+                    0,
+                    86_400,
+                )? as u64),
+            },
         })
     }
+}
+
+/// Parses `dns_resolver`: `IP[:PORT]` entries (`[IPv6]:PORT`), port 53
+/// when none is given.
+fn parse_resolvers(r: &Raw) -> Result<Vec<SocketAddr>, SettingsError> {
+    let mut out = Vec::new();
+    for entry in r.value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let addr = entry
+            .parse::<SocketAddr>()
+            .or_else(|_| {
+                entry
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            })
+            .map_err(|_| r.err(format!("{entry:?} is not IP[:PORT]")))?;
+        out.push(addr);
+    }
+    Ok(out)
 }
 
 fn parse_num(r: &Raw, min: usize, max: usize) -> Result<usize, SettingsError> {
@@ -488,6 +532,26 @@ mod tests {
     fn bad_value_names_the_setting() {
         let e = Settings::load(None, env(&[("TOLLGATE_WORKER_THREADS", "many")])).unwrap_err();
         assert!(e.to_string().contains("TOLLGATE_WORKER_THREADS"), "{e}");
+    }
+
+    #[test]
+    fn dns_resolver_takes_ip_and_port_with_53_by_default() {
+        let s = Settings::load(
+            None,
+            env(&[
+                ("TOLLGATE_DNS_RESOLVER", "127.0.0.1:5353, ::1, [::1]:54"),
+                ("TOLLGATE_DNS_VALID_TTL", "7"),
+            ]),
+        )
+        .unwrap();
+        let want: Vec<SocketAddr> = ["127.0.0.1:5353", "[::1]:53", "[::1]:54"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(s.dns.servers, want);
+        assert_eq!(s.dns.valid_ttl, Some(Duration::from_secs(7)));
+        let e = Settings::load(None, env(&[("TOLLGATE_DNS_RESOLVER", "dns.example")])).unwrap_err();
+        assert!(e.to_string().contains("TOLLGATE_DNS_RESOLVER"), "{e}");
     }
 
     #[test]

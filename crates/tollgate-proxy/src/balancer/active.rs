@@ -75,10 +75,14 @@ impl ProbeSpec {
 pub struct ProbeTarget {
     /// `host:port`, for logs.
     pub key: Arc<str>,
-    /// Host to connect to.
+    /// Host name or IP (sent as `Host` and SNI).
     pub host: Arc<str>,
+    /// The address to connect to (None: `host` is resolved at each probe).
+    pub addr: Option<std::net::SocketAddr>,
     /// Port.
     pub port: u16,
+    /// Resolves `host` when `addr` is None (else the system resolver does).
+    pub dns: Option<Arc<super::dns::Dns>>,
     /// Its live state.
     pub state: Arc<TargetState>,
 }
@@ -116,7 +120,13 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn probe(spec: &ProbeSpec, t: &ProbeTarget, tls: &ClientTls) -> Seen {
     let work = async {
-        let tcp = TcpStream::connect((&*t.host, t.port))
+        let addrs = match t.addr {
+            Some(a) => vec![a],
+            None => super::dns::dial_addresses(t.dns.as_deref(), &t.host, t.port)
+                .await
+                .map_err(|_| Failure::Tcp)?,
+        };
+        let tcp = TcpStream::connect(&addrs[..])
             .await
             .map_err(|_| Failure::Tcp)?;
         if spec.kind == ProbeKind::Tcp {

@@ -8,6 +8,7 @@
 
 pub mod active;
 pub mod budget;
+pub mod dns;
 pub mod hash;
 pub mod registry;
 pub mod ring;
@@ -26,8 +27,11 @@ use tollgate_model::{Algorithm, CircuitBreakers, HashOn};
 /// One backend address a service can send to.
 #[derive(Debug)]
 pub struct TargetEntry {
-    /// Pool key and identity: `host:port`.
+    /// Identity (key of its live state, ring point, logs): the target's
+    /// `host:port`, or `host:port@ip:port` for one address of a name.
     pub key: Arc<str>,
+    /// The configured target, `host:port`.
+    pub target: Arc<str>,
     /// Host to connect to (name or IP).
     pub host: Arc<str>,
     /// Port to connect to.
@@ -44,6 +48,8 @@ pub struct TargetEntry {
     pub pool_key: Arc<str>,
     /// TLS to this target (`https` services).
     pub tls: Option<Arc<TargetTls>>,
+    /// Resolves `host` when `addr` is None (else the system resolver does).
+    pub dns: Option<Arc<dns::Dns>>,
 }
 
 /// How to open TLS to a target.
@@ -156,6 +162,7 @@ pub struct Balancer {
     cooldown_ms: u64,
     limits: CircuitBreakers,
     tracks_load: bool,
+    unresolved: bool,
     shared: Arc<UpstreamShared>,
 }
 
@@ -174,6 +181,8 @@ pub struct BalancerSpec {
     pub cooldown_ms: u64,
     /// Per-target limits.
     pub limits: CircuitBreakers,
+    /// Some target's name has no address in DNS.
+    pub unresolved: bool,
 }
 
 /// Why no target could be chosen.
@@ -183,6 +192,8 @@ pub enum NoTarget {
     Unhealthy,
     /// The healthy ones are all at their circuit-breaker limit.
     Saturated,
+    /// There is no target because no name resolved (503 "name resolution failed").
+    Unresolved,
 }
 
 impl Balancer {
@@ -208,6 +219,7 @@ impl Balancer {
             hash_on: spec.hash_on,
             passive: spec.passive.map(Box::new),
             cooldown_ms: spec.cooldown_ms,
+            unresolved: spec.unresolved,
             targets,
             shared,
         }
@@ -258,7 +270,11 @@ impl Balancer {
     pub fn choose(&self, ticket: &Ticket, tried: &Tried) -> Result<usize, NoTarget> {
         let n = self.targets.len();
         if n == 0 || self.schedule.is_empty() {
-            return Err(NoTarget::Unhealthy);
+            return Err(if self.unresolved {
+                NoTarget::Unresolved
+            } else {
+                NoTarget::Unhealthy
+            });
         }
         let fresh = |i: usize| !tried.has(i) && self.usable(i);
         let first = self.schedule[ticket.n % self.schedule.len()] as usize;
@@ -464,6 +480,7 @@ mod tests {
                 TargetEntry {
                     state: shared.target(&key),
                     pool_key: key.clone(),
+                    target: key.clone(),
                     key,
                     host: "127.0.0.1".into(),
                     port: 8000 + i as u16,
@@ -471,6 +488,7 @@ mod tests {
                     host_header: HeaderValue::from_static("a"),
                     weight: 100,
                     tls: None,
+                    dns: None,
                 }
             })
             .collect();
@@ -481,6 +499,7 @@ mod tests {
             passive,
             cooldown_ms: 0,
             limits: CircuitBreakers::default(),
+            unresolved: false,
         };
         Balancer::new(spec, targets, shared)
     }

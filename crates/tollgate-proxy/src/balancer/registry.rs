@@ -9,8 +9,10 @@
 
 use super::active::{self, ProbeSpec, ProbeTarget};
 use super::budget::RetryBudget;
+use super::dns::{Answer, Dns};
 use super::state::{Source, TargetState};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tollgate_model::{Config, Healthchecks, Upstream};
 use tollgate_tls::ClientTls;
@@ -36,6 +38,9 @@ pub struct UpstreamShared {
     /// Its retry budget.
     pub budget: RetryBudget,
     targets: Mutex<HashMap<Arc<str>, Arc<TargetState>>>,
+    /// Each target (`host:port`) as the published configuration expanded
+    /// it: its live-state keys and addresses (empty: its name has no address).
+    expanded: Mutex<HashMap<Arc<str>, Expansion>>,
     healthchecks: Mutex<Healthchecks>,
     checker: Mutex<Option<Checker>>,
 }
@@ -60,6 +65,8 @@ pub enum Health {
     Unhealthy,
     /// No health check is configured and nobody marked it down.
     ChecksOff,
+    /// The target's name has no address in DNS.
+    DnsError,
 }
 
 impl Health {
@@ -69,6 +76,7 @@ impl Health {
             Health::Healthy => "HEALTHY",
             Health::Unhealthy => "UNHEALTHY",
             Health::ChecksOff => "HEALTHCHECKS_OFF",
+            Health::DnsError => "DNS_ERROR",
         }
     }
 }
@@ -88,17 +96,91 @@ pub struct Registry {
     configs_used: Mutex<std::collections::HashSet<u64>>,
     /// Where active checkers run, and their TLS client (none: no checkers).
     checkers: Option<(tokio::runtime::Handle, Arc<ClientTls>)>,
+    /// Host names resolved and re-resolved on their TTL (none: names are
+    /// resolved by the system at each new connection).
+    dns: Option<Arc<Dns>>,
+}
+
+/// A target's live-state keys and addresses (see [`Registry::expand`]).
+type Expansion = Vec<(Arc<str>, Option<SocketAddr>)>;
+
+/// What a target's host stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// An IP literal.
+    Ip(IpAddr),
+    /// A name and its current addresses (each one a balancer entry).
+    Addresses(Arc<[IpAddr]>),
+    /// A name DNS says has no address.
+    NotFound,
+    /// A name not resolved yet: dialled through the system resolver.
+    Lazy,
+}
+
+/// The identity of address `addr` of target `target` (`host:port`): the
+/// key of its live state, e.g. `api.internal:8080@10.0.0.7:8080`.
+pub fn address_key(target: &str, addr: SocketAddr) -> Arc<str> {
+    format!("{target}@{addr}").into()
+}
+
+/// A host without the brackets of an IPv6 literal.
+pub fn bare_host(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 impl Registry {
     /// A registry whose active checkers run on the runtime `handle` (the
     /// node gives them a thread of their own), probing https targets with
     /// `tls`.
-    pub fn with_checkers(handle: tokio::runtime::Handle, tls: Arc<ClientTls>) -> Arc<Registry> {
-        Arc::new(Registry {
+    pub fn with_checkers(handle: tokio::runtime::Handle, tls: Arc<ClientTls>) -> Registry {
+        Registry {
             checkers: Some((handle, tls)),
             ..Registry::default()
-        })
+        }
+    }
+
+    /// Resolves host names with `dns` (whose [`Dns::run`] the caller runs).
+    pub fn with_dns(self, dns: Arc<Dns>) -> Registry {
+        Registry {
+            dns: Some(dns),
+            ..self
+        }
+    }
+
+    /// The node's resolver, when it resolves names itself.
+    pub fn dns(&self) -> Option<&Arc<Dns>> {
+        self.dns.as_ref()
+    }
+
+    /// What `host` stands for now.
+    pub fn resolve(&self, host: &str) -> Resolved {
+        if let Ok(ip) = bare_host(host).parse::<IpAddr>() {
+            return Resolved::Ip(ip);
+        }
+        match self.dns.as_ref().map(|d| d.answer(host)) {
+            Some(Answer::Addresses(a)) => Resolved::Addresses(a),
+            Some(Answer::NotFound) => Resolved::NotFound,
+            Some(Answer::Pending) | None => Resolved::Lazy,
+        }
+    }
+
+    /// The live-state keys and addresses of target `host:port`: one per
+    /// address of a resolved name, else the target itself (`addr` None
+    /// when it is dialled by name).
+    pub fn expand(&self, host: &str, port: u16) -> Expansion {
+        let key = super::target_key(host, port);
+        match self.resolve(host) {
+            Resolved::Ip(ip) => vec![(key, Some(SocketAddr::new(ip, port)))],
+            Resolved::Addresses(ips) => ips
+                .iter()
+                .map(|ip| {
+                    let addr = SocketAddr::new(*ip, port);
+                    (address_key(&key, addr), Some(addr))
+                })
+                .collect(),
+            Resolved::NotFound => Vec::new(),
+            Resolved::Lazy => vec![(key, None)],
+        }
     }
 
     /// The backend TLS configuration for settings hash `identity`, built
@@ -145,33 +227,59 @@ impl Registry {
                 *lock(&shared.checker) = None;
             }
         }
+        if let Some(dns) = &self.dns {
+            let names: HashSet<&str> = config
+                .upstreams
+                .iter()
+                .flat_map(|u| u.targets.iter().map(|t| t.host.as_str()))
+                .chain(config.services.iter().map(|s| s.host.as_str()))
+                .collect();
+            dns.retain(&names);
+        }
         for u in &config.upstreams {
             let shared = map.entry(u.id).or_default().clone();
-            let keys: Vec<Arc<str>> = u
+            // Each target, or each address of a resolved name.
+            let expanded: Vec<(&tollgate_model::Target, Arc<str>, Option<SocketAddr>)> = u
                 .targets
                 .iter()
-                .filter(|t| t.weight > 0)
-                .map(|t| super::target_key(&t.host, t.port))
+                .flat_map(|t| {
+                    self.expand(&t.host, t.port)
+                        .into_iter()
+                        .map(move |(key, addr)| (t, key, addr))
+                })
+                .collect();
+            {
+                let mut by_target: HashMap<Arc<str>, Expansion> = u
+                    .targets
+                    .iter()
+                    .map(|t| (super::target_key(&t.host, t.port), Vec::new()))
+                    .collect();
+                for (t, key, addr) in &expanded {
+                    if let Some(list) = by_target.get_mut(&*super::target_key(&t.host, t.port)) {
+                        list.push((key.clone(), *addr));
+                    }
+                }
+                *lock(&shared.expanded) = by_target;
+            }
+            let keys: Vec<Arc<str>> = expanded
+                .iter()
+                .filter(|(t, ..)| t.weight > 0)
+                .map(|(_, k, _)| k.clone())
                 .collect();
             let probes: Vec<ProbeTarget> = {
                 let mut targets = lock(&shared.targets);
-                let all: Vec<Arc<str>> = u
-                    .targets
+                let all: HashSet<&str> = expanded.iter().map(|(_, k, _)| &**k).collect();
+                targets.retain(|k, _| all.contains(&**k));
+                expanded
                     .iter()
-                    .map(|t| super::target_key(&t.host, t.port))
-                    .collect();
-                targets.retain(|k, _| all.contains(k));
-                u.targets
-                    .iter()
-                    .filter(|t| t.weight > 0)
-                    .map(|t| {
-                        let key = super::target_key(&t.host, t.port);
-                        ProbeTarget {
-                            state: targets.entry(key.clone()).or_default().clone(),
-                            key,
-                            host: t.host.as_str().into(),
-                            port: t.port,
-                        }
+                    .filter(|(t, ..)| t.weight > 0)
+                    .map(|(t, key, addr)| ProbeTarget {
+                        state: targets.entry(key.clone()).or_default().clone(),
+                        key: key.clone(),
+                        host: bare_host(&t.host).into(),
+                        addr: *addr,
+                        port: t.port,
+                        dns: self.dns.clone(),
                     })
                     .collect()
             };
@@ -203,31 +311,67 @@ impl Registry {
         lock(&self.upstreams).get(&id).cloned()
     }
 
-    /// The health of target `key` of upstream `id`.
-    pub fn health(&self, id: Uuid, key: &str) -> Health {
+    /// The health of target `key` (`host:port`) of upstream `id`, and of
+    /// each of its addresses when it is a resolved name. A name is healthy
+    /// while one of its addresses is; one without address is `DnsError`.
+    pub fn health(&self, id: Uuid, key: &str) -> (Health, Vec<(SocketAddr, Health)>) {
         let Some(u) = self.upstream(id) else {
-            return Health::ChecksOff;
+            return (Health::ChecksOff, Vec::new());
         };
         let checks_on = lock(&u.healthchecks).any_on();
-        let healthy = lock(&u.targets).get(key).is_none_or(|s| s.is_healthy());
-        match (healthy, checks_on) {
+        let word = |healthy: bool| match (healthy, checks_on) {
             (false, _) => Health::Unhealthy,
             (true, true) => Health::Healthy,
             (true, false) => Health::ChecksOff,
+        };
+        // As the data plane sees it: the expansion last published.
+        let Some(expansion) = lock(&u.expanded).get(key).cloned() else {
+            return (Health::ChecksOff, Vec::new());
+        };
+        if expansion.is_empty() {
+            return (Health::DnsError, Vec::new());
         }
+        let targets = lock(&u.targets);
+        let mut addresses = Vec::new();
+        let mut any_healthy = false;
+        for (k, addr) in expansion {
+            let healthy = targets.get(&k).is_none_or(|s| s.is_healthy());
+            any_healthy |= healthy;
+            if let Some(a) = addr {
+                addresses.push((a, word(healthy)));
+            }
+        }
+        (word(any_healthy), addresses)
     }
 
-    /// Marks target `key` of upstream `id` healthy or not (Admin API);
-    /// false when there is no such target.
-    pub fn set_health(&self, id: Uuid, key: &str, healthy: bool) -> bool {
+    /// Marks target `key` of upstream `id` healthy or not (Admin API), or
+    /// only its `address` (`ip:port`) when given; false when there is no
+    /// such target or address.
+    pub fn set_health(&self, id: Uuid, key: &str, address: Option<&str>, healthy: bool) -> bool {
         let Some(u) = self.upstream(id) else {
             return false;
         };
-        let targets = lock(&u.targets);
-        let Some(state) = targets.get(key) else {
+        let Some(expansion) = lock(&u.expanded).get(key).cloned() else {
             return false;
         };
-        state.set_healthy(healthy, Source::Manual);
-        true
+        let wanted: Option<SocketAddr> = match address {
+            Some(a) => match a.parse() {
+                Ok(a) => Some(a),
+                Err(_) => return false,
+            },
+            None => None,
+        };
+        let targets = lock(&u.targets);
+        let mut found = false;
+        for (k, addr) in expansion {
+            if wanted.is_some() && addr != wanted {
+                continue;
+            }
+            if let Some(state) = targets.get(&k) {
+                state.set_healthy(healthy, Source::Manual);
+                found = true;
+            }
+        }
+        found
     }
 }

@@ -4,7 +4,7 @@
 //! trailers stream both ways.
 
 use super::pool::Pool;
-use crate::balancer::{state::Failure, NoTarget, Tried};
+use crate::balancer::{state::Failure, Tried};
 use crate::body::ProxyBody;
 use crate::error::{ErrorKind, ProxyError};
 use crate::snapshot::ServiceEntry;
@@ -76,18 +76,9 @@ pub async fn send(
     let mut tries = 0usize;
     let mut stale = 0usize;
     loop {
-        let i = match balancer.choose(&ticket, &tried) {
-            Ok(i) => i,
-            Err(NoTarget::Unhealthy) => {
-                return Err(ProxyError::new(ErrorKind::NoPeer, "no healthy target"))
-            }
-            Err(NoTarget::Saturated) => {
-                return Err(ProxyError::new(
-                    ErrorKind::Overloaded,
-                    "targets at max_requests",
-                ))
-            }
-        };
+        let i = balancer
+            .choose(&ticket, &tried)
+            .map_err(|e| super::no_target(e, &balancer.name))?;
         let target = balancer.target(i);
         let mut sender = match pool.h2_sender(&target.pool_key) {
             Some(s) => s,

@@ -84,16 +84,36 @@ async fn handshake(
     }
 }
 
+/// The error answered when `balancer` has no target to offer.
+pub(crate) fn no_target(e: NoTarget, balancer: &str) -> ProxyError {
+    match e {
+        NoTarget::Unhealthy => ProxyError::new(
+            ErrorKind::NoPeer,
+            format!("no healthy target in {balancer}"),
+        ),
+        NoTarget::Saturated => ProxyError::new(
+            ErrorKind::Overloaded,
+            format!("every target of {balancer} is at max_requests"),
+        ),
+        NoTarget::Unresolved => ProxyError::new(
+            ErrorKind::NameResolution,
+            format!("no address in DNS for the targets of {balancer}"),
+        ),
+    }
+}
+
 async fn open_tcp(target: &TargetEntry) -> Result<TcpStream, ProxyError> {
     if let Some(addr) = target.addr {
         return TcpStream::connect(addr)
             .await
             .map_err(|e| ProxyError::new(ErrorKind::ConnectFailed, format!("{addr}: {e}")));
     }
-    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((&*target.host, target.port))
-        .await
-        .map_err(|e| ProxyError::new(ErrorKind::NameResolution, format!("{}: {e}", target.host)))?
-        .collect();
+    let addrs =
+        crate::balancer::dns::dial_addresses(target.dns.as_deref(), &target.host, target.port)
+            .await
+            .map_err(|e| {
+                ProxyError::new(ErrorKind::NameResolution, format!("{}: {e}", target.host))
+            })?;
     // New connections take the name's addresses in turn (as nginx spreads
     // over a name's addresses), moving on to the next when one refuses.
     let start = target.state.next_address();
@@ -280,21 +300,9 @@ pub async fn send(
     let mut saturated = 0usize;
     let mut last_host: Option<&http::HeaderValue> = None;
     loop {
-        let i = match balancer.choose(&ticket, &tried) {
-            Ok(i) => i,
-            Err(NoTarget::Unhealthy) => {
-                return Err(ProxyError::new(
-                    ErrorKind::NoPeer,
-                    format!("no healthy target in {}", balancer.name),
-                ))
-            }
-            Err(NoTarget::Saturated) => {
-                return Err(ProxyError::new(
-                    ErrorKind::Overloaded,
-                    format!("every target of {} is at max_requests", balancer.name),
-                ))
-            }
-        };
+        let i = balancer
+            .choose(&ticket, &tried)
+            .map_err(|e| no_target(e, &balancer.name))?;
         let target = balancer.target(i);
         let host = match req.preserved_host {
             Some(h) => Some(h),
