@@ -23,6 +23,7 @@ pub struct AdminApi {
     node_id: Uuid,
     database: &'static str,
     health: Arc<dyn crate::TargetHealth>,
+    acme: std::sync::OnceLock<Arc<dyn crate::AcmeControl>>,
 }
 
 type Reply = Result<(StatusCode, Value), AdminError>;
@@ -236,7 +237,65 @@ impl AdminApi {
             node_id: Uuid::new_v4(),
             database,
             health,
+            acme: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves the `/acme` endpoints with the node's ACME manager.
+    pub fn set_acme(&self, acme: Arc<dyn crate::AcmeControl>) {
+        let _ = self.acme.set(acme);
+    }
+
+    /// `POST /acme`: orders a certificate for `host` (body or query) now.
+    async fn acme_create(
+        &self,
+        ct: Option<&str>,
+        body: &[u8],
+        query: &[(String, String)],
+    ) -> Reply {
+        let acme = self.acme.get().ok_or(AdminError::NotFound)?;
+        let json = ct.is_some_and(|c| c.contains("json"));
+        let host = if json {
+            serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v.get("host").and_then(Value::as_str).map(str::to_owned))
+        } else {
+            std::str::from_utf8(body)
+                .ok()
+                .into_iter()
+                .flat_map(|b| b.split('&'))
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "host")
+                .map(|(_, v)| percent_decode(&v.replace('+', " ")))
+        }
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k == "host")
+                .map(|(_, v)| v.clone())
+        })
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| {
+            AdminError::Message(StatusCode::BAD_REQUEST, "host must be provided".into())
+        })?;
+        match acme.create(host.clone()).await {
+            Ok(()) => Ok((
+                StatusCode::CREATED,
+                json!({ "message": format!("certificate for host {host} is created") }),
+            )),
+            Err(crate::AcmeFailure::Off) => Err(AdminError::Message(
+                StatusCode::BAD_REQUEST,
+                "no acme plugin is enabled".into(),
+            )),
+            Err(crate::AcmeFailure::NotManaged(h)) => Err(AdminError::Message(
+                StatusCode::BAD_REQUEST,
+                format!("problem found running sanity check for {h}: {h} is not in the acme plugin's domains"),
+            )),
+            Err(crate::AcmeFailure::Failed(e)) => Err(AdminError::Message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to create certificate for host {host}: {e}"),
+            )),
+        }
     }
 
     /// `PUT /upstreams/{u}/targets/{t}[/{address}]/healthy|unhealthy`.
@@ -398,6 +457,19 @@ impl AdminApi {
                 Ok((StatusCode::OK, json!({ "config": doc.to_string() })))
             }
             (["config"], &Method::POST) => self.post_config(ct, &body),
+            (["acme"], &Method::POST) => self.acme_create(ct, &body, &query).await,
+            (["acme"], &Method::PATCH) => {
+                let acme = self.acme.get().ok_or(AdminError::NotFound)?;
+                acme.renew();
+                Ok((
+                    StatusCode::ACCEPTED,
+                    json!({ "message": "Renewal process started successfully" }),
+                ))
+            }
+            (["acme", "certificates"], &Method::GET) => {
+                let acme = self.acme.get().ok_or(AdminError::NotFound)?;
+                Ok((StatusCode::OK, json!({ "data": acme.certificates() })))
+            }
             (["plugins", "enabled"], &Method::GET) => {
                 let names: Vec<&str> = tollgate_plugins::registry()
                     .iter()

@@ -28,6 +28,8 @@ pub enum AdminError {
     Unauthorized,
     /// 500: the store failed; the write did not happen.
     Internal(String),
+    /// Any status with `{"message": …}`.
+    Message(StatusCode, String),
 }
 
 fn count_message(fields: &Map<String, Value>) -> String {
@@ -79,6 +81,7 @@ impl AdminError {
             AdminError::Decode(s, _) => *s,
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::Message(s, _) => *s,
         }
     }
 
@@ -117,6 +120,7 @@ impl AdminError {
             AdminError::Internal(m) => {
                 json!({ "message": format!("An unexpected error occurred: {m}") })
             }
+            AdminError::Message(_, m) => json!({ "message": m }),
         }
     }
 }

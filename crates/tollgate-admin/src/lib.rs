@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod acme;
 pub mod api;
 pub mod decode;
 pub mod error;
@@ -17,6 +18,7 @@ mod schemas;
 pub mod schemas_api;
 pub mod state;
 
+pub use acme::{AcmeControl, AcmeFailure};
 pub use api::AdminApi;
 pub use health::{TargetHealth, TargetReport};
 pub use schemas::{DbLessPluginRegistry, PluginRegistry};

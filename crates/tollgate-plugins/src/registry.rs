@@ -77,6 +77,7 @@ static PLUGINS: &[PluginInfo] = &[
     plugin::<correlation_id::CorrelationIdConfig>(),
     plugin::<bot_detection::BotDetectionConfig>(),
     plugin::<cors::CorsConfig>(),
+    plugin::<acme::AcmeConfig>(),
     plugin::<mtls_auth::MtlsAuthConfig>(),
     plugin::<jwt::JwtConfig>(),
     plugin::<oauth2::OAuth2Config>(),

@@ -35,6 +35,8 @@ pub struct ProxyOptions {
     pub max_connections: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// ACME challenges answered before routing (HTTP-01).
+    pub acme: Option<std::sync::Arc<tollgate_tls::acme::Challenges>>,
 }
 
 impl Default for ProxyOptions {
@@ -50,6 +52,7 @@ impl Default for ProxyOptions {
             h2_max_concurrent_streams: 128,
             max_connections: 16_384,
             drain_timeout: Duration::from_secs(30),
+            acme: None,
         }
     }
 }

@@ -42,6 +42,19 @@ pub async fn handle(
     req: Request<ProxyBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    if let Some(answer) = worker
+        .shared
+        .options
+        .acme
+        .as_ref()
+        .and_then(|a| a.http_answer(req.uri().path()))
+    {
+        // A CA validating an HTTP-01 challenge of this node's ACME order.
+        let mut resp = Response::new(ProxyBody::full(answer.into()));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(resp);
+    }
     let request_id = request_id::from_incoming(req.headers().get(X_REQUEST_ID));
     let snapshot = worker.shared.snapshot.load_full();
     let seed = (worker.shared.access_log.is_some() || snapshot.has_loggers).then(|| LogSeed {

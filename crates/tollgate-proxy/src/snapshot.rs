@@ -539,6 +539,8 @@ impl Snapshot {
                     instances.insert(p.id, i);
                 }
                 Some(_) => {}
+                // acme runs in the node (certificates), not per request.
+                None if p.name == "acme" => {}
                 None => not_run.push(p.name.clone()),
             }
         }

@@ -7,6 +7,7 @@
 //! operating system's store). The verified configuration is built on first
 //! use, so a node that never opens a TLS connection never reads a store.
 
+pub mod acme;
 pub mod client_auth;
 mod insecure;
 pub mod server;

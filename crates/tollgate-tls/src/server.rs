@@ -128,6 +128,7 @@ impl SniTable {
 pub struct CertResolver {
     table: ArcSwap<SniTable>,
     default: Arc<CertifiedKey>,
+    acme: std::sync::OnceLock<Arc<crate::acme::Challenges>>,
 }
 
 impl CertResolver {
@@ -136,7 +137,14 @@ impl CertResolver {
         Arc::new(CertResolver {
             table: ArcSwap::from_pointee(SniTable::default()),
             default,
+            acme: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves ACME's TLS-ALPN-01 validation certificates and the
+    /// certificates `acme` keeps, and tells it about names without one.
+    pub fn set_acme(&self, acme: Arc<crate::acme::Challenges>) {
+        let _ = self.acme.set(acme);
     }
 
     /// Replaces the SNI table (from the next handshake on).
@@ -147,12 +155,28 @@ impl CertResolver {
 
 impl ResolvesServerCert for CertResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let acme = self.acme.get();
+        if let Some(acme) = acme {
+            let mut alpn = hello.alpn().into_iter().flatten();
+            if alpn.any(|p| p == crate::acme::ACME_TLS_ALPN) {
+                // A CA validating TLS-ALPN-01: its certificate or nothing.
+                return hello
+                    .server_name()
+                    .and_then(|name| acme.alpn_certificate(name));
+            }
+        }
         let table = self.table.load();
         let found = hello.server_name().and_then(|name| table.find(name));
-        Some(match found {
-            Some(served) => served.choose(hello.signature_schemes()),
-            None => self.default.clone(),
-        })
+        if let Some(served) = found {
+            return Some(served.choose(hello.signature_schemes()));
+        }
+        if let (Some(acme), Some(name)) = (acme, hello.server_name()) {
+            if let Some(issued) = acme.issued(name) {
+                return Some(issued);
+            }
+            acme.want(name);
+        }
+        Some(self.default.clone())
     }
 }
 
@@ -171,7 +195,12 @@ pub fn server_config(
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(crate::client_auth::RequestClientCerts::new(client_certs))
         .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // `acme-tls/1` last: only ACME validation offers it, alone.
+    config.alpn_protocols = vec![
+        b"h2".to_vec(),
+        b"http/1.1".to_vec(),
+        crate::acme::ACME_TLS_ALPN.to_vec(),
+    ];
     // Session resumption: TLS 1.3 tickets (keys rotated every 6 hours,
     // per node) and a session cache for TLS 1.2 clients that ask by id.
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;

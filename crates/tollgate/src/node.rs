@@ -71,6 +71,8 @@ pub struct DataPlane {
     /// `mtls-auth` plugin is enabled (as Kong, which asks on every
     /// handshake then, since the route is not known yet).
     pub client_certs: Arc<AtomicBool>,
+    /// The ACME manager, told about the acme plugin of each configuration.
+    pub acme: Option<Arc<tollgate_acme::Acme>>,
 }
 
 /// Opens the control plane for the node's `database` setting; every
@@ -82,6 +84,7 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
         certs,
         upstreams,
         client_certs,
+        acme,
     } = plane;
     let parsed = crate::certs::ParsedCertificates::default();
     let prepare = move |config: Arc<Config>| -> Result<Box<dyn FnOnce() + Send>, String> {
@@ -96,7 +99,11 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
             .iter()
             .any(|p| p.enabled && p.name == "mtls-auth");
         let client_certs = client_certs.clone();
+        let acme = acme.clone();
         Ok(Box::new(move || {
+            if let Some(a) = acme {
+                a.configure(crate::acme::plugin_config(&config));
+            }
             if let Some(h) = handle {
                 h.store(Arc::new(snap));
             }
@@ -337,6 +344,22 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         registry = registry.with_dns(d.clone());
     }
     let upstreams = Arc::new(registry);
+    // ACME: challenge answers and memory-kept certificates shared with the
+    // data plane; orders run on the health thread.
+    let challenges = Arc::new(tollgate_tls::acme::Challenges::default());
+    if let Some(c) = &certs {
+        c.set_acme(challenges.clone());
+    }
+    let database_store = Arc::new(crate::acme::DatabaseStore::default());
+    let acme = tollgate_acme::Acme::start(tollgate_acme::AcmeSetup {
+        challenges: challenges.clone(),
+        tls: env.tls.clone(),
+        database: matches!(settings.database, Database::Sqlite)
+            .then(|| database_store.clone() as Arc<dyn tollgate_acme::CertStore>),
+        dir: settings.prefix.join("acme"),
+        http01: settings.proxy_listen.iter().any(|l| !l.ssl),
+        runtime: health_rt.clone(),
+    });
     let cp = control_plane(
         &settings,
         DataPlane {
@@ -345,8 +368,11 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
             certs,
             upstreams: upstreams.clone(),
             client_certs,
+            acme: Some(acme.clone()),
         },
     )?;
+    database_store.attach(&cp);
+    acme.check_renewals();
 
     let access_log = match &settings.access_log {
         AccessLogTarget::Off => None,
@@ -392,6 +418,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         client_body_timeout: settings.client_body_timeout,
         max_connections: settings.max_connections,
         drain_timeout: settings.drain_timeout,
+        acme: Some(challenges),
         ..ProxyOptions::default()
     };
     let shared = ProxyContext::new(handle.clone(), options, access_log);
@@ -429,6 +456,10 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         database,
         Arc::new(HealthView(upstreams)),
     );
+    api.set_acme(Arc::new(crate::acme::AcmeView {
+        acme,
+        runtime: health_rt,
+    }));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut threads = Vec::new();

@@ -179,6 +179,25 @@ fn plugin(b: &mut Build, value: &Value, path: FieldPath, parent: Option<Parent>)
     let tags = tags_field(ctx, &rec);
     timestamps(ctx, &rec);
 
+    if name.as_deref() == Some("acme") {
+        // Kong's acme is global only: one account and one set of domains.
+        for (field, set) in [
+            ("service", service),
+            ("route", route),
+            ("consumer", consumer),
+        ] {
+            if set.is_some() {
+                let at = match parent {
+                    Some(_) => rec.path.clone(),
+                    None => rec.at(field),
+                };
+                ctx.err(
+                    at,
+                    format!("{field}: value must be null (acme can only be applied globally)"),
+                );
+            }
+        }
+    }
     if let (Some(n), Some(_)) = (&name, consumer) {
         if AUTH_PLUGINS.contains(&n.as_str()) {
             let at = match parent {

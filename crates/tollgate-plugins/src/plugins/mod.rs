@@ -2,6 +2,7 @@
 //! defaults), its field table and its cross-field rules.
 
 pub mod acl;
+pub mod acme;
 pub mod basic_auth;
 pub mod bot_detection;
 pub mod correlation_id;

@@ -37,6 +37,10 @@ pub(super) async fn serve_connection<H, F>(
         }
         Err(_) => return,
     };
+    if tls.get_ref().1.alpn_protocol() == Some(tollgate_tls::acme::ACME_TLS_ALPN) {
+        // An ACME TLS-ALPN-01 validation: the handshake was the answer.
+        return;
+    }
     let mut conn = conn;
     if let (Some(certs), Some(info)) =
         (tls.get_ref().1.peer_certificates(), Arc::get_mut(&mut conn))

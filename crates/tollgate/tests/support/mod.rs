@@ -8,6 +8,7 @@ pub mod client;
 pub mod dns;
 pub mod gateway;
 pub mod grpc;
+pub mod pebble;
 pub mod redis;
 pub mod tls;
 pub mod windows;

@@ -11,7 +11,8 @@ pub struct Redis {
     tls: Option<[std::path::PathBuf; 3]>,
 }
 
-fn free_port() -> u16 {
+/// A loopback TCP port free right now.
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
