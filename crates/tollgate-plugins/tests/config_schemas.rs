@@ -320,6 +320,10 @@ const MINIMAL: &[(&str, &str)] = &[
     ("bot-detection", "{}"),
     ("cors", "{}"),
     (
+        "acme",
+        r#"{"account_email": "ops@example.com", "tos_accepted": true}"#,
+    ),
+    (
         "mtls-auth",
         r#"{"ca_certificates": ["0f8fad5b-d9cb-469f-a165-70867728950e"]}"#,
     ),

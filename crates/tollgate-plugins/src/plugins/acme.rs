@@ -43,7 +43,7 @@ pub struct AcmeConfig {
     /// nodes) or `shm` (node memory).
     pub storage: String,
     /// Settings of the storage (accepted).
-    pub storage_config: Option<serde_json::Value>,
+    pub storage_config: serde_json::Value,
     /// Preferred chain (accepted; the CA's default chain is used).
     pub preferred_chain: Option<String>,
     /// Accepted (IP identifiers are not ordered).
@@ -66,7 +66,7 @@ impl Default for AcmeConfig {
             allow_any_domain: false,
             fail_backoff_minutes: 5.0,
             storage: "shm".into(),
-            storage_config: None,
+            storage_config: serde_json::json!({"shm": {"shm_name": "kong"}, "kong": {}}),
             preferred_chain: None,
             enable_ipv4_common_name: true,
         }
