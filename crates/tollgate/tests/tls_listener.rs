@@ -10,6 +10,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use support::backend::Backend;
 use support::client::{created, http1, send};
 use support::gateway::Gateway;
@@ -334,7 +335,7 @@ async fn routes_with_hsts_max_age_send_strict_transport_security_over_tls() {
 
 /// One handshake with `sni` and a GET over it; the certificate shown.
 async fn handshake_and_get(
-    config: &std::sync::Arc<tollgate_tls::rustls::ClientConfig>,
+    config: &Arc<tollgate_tls::rustls::ClientConfig>,
     addr: std::net::SocketAddr,
     sni: &str,
 ) -> Result<Vec<u8>, String> {
@@ -348,7 +349,6 @@ async fn handshake_and_get(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_certificates_and_a_wildcard_by_sni_and_rotation_under_load_fails_no_handshake() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
     let b = Backend::start("b").await;
     let dir = support::gateway::temp_dir("tls-rotation");
     let pki = TestPki::new(&dir);
@@ -436,5 +436,73 @@ async fn three_certificates_and_a_wildcard_by_sni_and_rotation_under_load_fails_
         .await
         .unwrap();
     assert_eq!(shown, der(&last));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecdsa_cert_alt_is_served_to_clients_that_verify_ecdsa_and_rsa_to_the_others() {
+    let b = Backend::start("b").await;
+    let dir = support::gateway::temp_dir("tls-alt");
+    let pki = TestPki::new(&dir);
+    let gw = Gateway::start_sqlite(&[SSL]);
+    let c = http1();
+    let admin = gw.admin_url();
+    support::client::admin_service_with_route(&c, &admin, &b.url(), "/api").await;
+    // Kong's habit: `cert` RSA, `cert_alt` ECDSA.
+    let (rsa_cert, rsa_key) = pki.issue_rsa(&["dual.test"]);
+    let (ec_cert, ec_key) = pki.issue(&["dual.test"]);
+    created(
+        &c,
+        &format!("{admin}/certificates"),
+        &form(&[
+            ("cert", &rsa_cert),
+            ("key", &rsa_key),
+            ("cert_alt", &ec_cert),
+            ("key_alt", &ec_key),
+            ("snis[]", "dual.test"),
+        ]),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let both = pki.client_config(true, &[b"http/1.1"]);
+    let shown = handshake_and_get(&both, gw.proxy, "dual.test")
+        .await
+        .unwrap();
+    assert_eq!(shown, der(&ec_cert));
+
+    // A client that can only verify RSA signatures.
+    let mut provider = tollgate_tls::rustls::crypto::ring::default_provider();
+    let algs = provider.signature_verification_algorithms;
+    let mapping: Vec<_> = algs
+        .mapping
+        .iter()
+        .filter(|(scheme, _)| format!("{scheme:?}").starts_with("RSA"))
+        .copied()
+        .collect();
+    provider.signature_verification_algorithms =
+        tollgate_tls::rustls::crypto::WebPkiSupportedAlgorithms {
+            all: algs.all,
+            mapping: Box::leak(mapping.into_boxed_slice()),
+        };
+    let roots = {
+        let mut r = tollgate_tls::rustls::RootCertStore::empty();
+        r.add(tollgate_tls::rustls::pki_types::CertificateDer::from(der(
+            &pki.ca_pem,
+        )))
+        .unwrap();
+        r
+    };
+    let mut rsa_only =
+        tollgate_tls::rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    rsa_only.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let shown = handshake_and_get(&Arc::new(rsa_only), gw.proxy, "dual.test")
+        .await
+        .unwrap();
+    assert_eq!(shown, der(&rsa_cert));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -98,6 +98,23 @@ impl TestPki {
         (cert.pem(), key.serialize_pem())
     }
 
+    /// A server certificate for `names` with a 2048-bit RSA key (the CA's
+    /// others are ECDSA P-256): (cert PEM, key PEM).
+    pub fn issue_rsa(&self, names: &[&str]) -> (String, String) {
+        use rsa::pkcs8::EncodePrivateKey;
+        let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+        let der = private.to_pkcs8_der().unwrap();
+        let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
+        let key =
+            rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A client certificate signed by the CA whose subject's common name
     /// is `cn`: (cert PEM, key PEM).
     pub fn issue_client(&self, cn: &str) -> (String, String) {
