@@ -267,3 +267,172 @@ async fn an_http2_rapid_reset_flood_leaves_other_clients_served() {
         "{reached} of {sent} cancelled streams reached the backend"
     );
 }
+
+/// One raw HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK integer with an `n`-bit prefix whose high bits are `high`.
+fn hpack_int(high: u8, n: u32, mut v: usize, out: &mut Vec<u8>) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(high | v as u8);
+        return;
+    }
+    out.push(high | max as u8);
+    v -= max;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
+}
+
+/// The client preface, an empty SETTINGS frame, and the request head of
+/// stream `stream` (GET / on authority `a`) as the start of a header block.
+fn h2_preface() -> Vec<u8> {
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(0x4, 0, 0, &[]));
+    out
+}
+
+/// Reads frames until the server closes or sends GOAWAY; returns whether a
+/// GOAWAY came, within `limit`.
+async fn h2_goaway_or_close(s: &mut tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut chunk = [0u8; 16384];
+    loop {
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            if buf[3] == 0x7 {
+                return true;
+            }
+            buf.drain(..9 + len);
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return false,
+        }
+    }
+}
+
+/// A gateway in front of one backend, and a client checking it stays
+/// prompt: the slowest of `n` answers, one every 100 ms.
+async fn slowest_answer(addr: std::net::SocketAddr, n: usize) -> std::time::Duration {
+    let client = support::client::http1();
+    let mut worst = std::time::Duration::ZERO;
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let got = support::client::get(&client, &format!("http://{addr}/x"), &[]).await;
+        assert_eq!(got.status, 200);
+        worst = worst.max(started.elapsed());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    worst
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_continuation_flood_is_cut_off_and_other_clients_stay_served() {
+    use tokio::io::AsyncWriteExt;
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes:\n  - paths: [/]\n",
+        b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let addr = gw.proxy;
+    let flood = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&h2_preface()).await.unwrap();
+        // HEADERS without END_HEADERS, then CONTINUATION frames of
+        // literal headers that never end the block (CVE-2024-27316 class):
+        // up to 64 MiB if nothing stops it.
+        let head = [0x82, 0x86, 0x84, 0x41, 0x01, b'a'];
+        s.write_all(&h2_frame(0x1, 0x1, 1, &head)).await.unwrap();
+        let mut block = Vec::new();
+        while block.len() < 16_000 {
+            block.push(0x00);
+            hpack_int(0, 7, 5, &mut block);
+            block.extend_from_slice(b"x-pad");
+            hpack_int(0, 7, 200, &mut block);
+            block.extend(std::iter::repeat_n(b'p', 200));
+        }
+        let frame = h2_frame(0x9, 0, 1, &block);
+        let mut written = 0usize;
+        for _ in 0..4096 {
+            if s.write_all(&frame).await.is_err() {
+                break;
+            }
+            written += frame.len();
+        }
+        let cut = h2_goaway_or_close(&mut s, std::time::Duration::from_secs(5)).await;
+        (written, cut)
+    });
+    let worst = slowest_answer(addr, 10).await;
+    let (written, cut) = flood.await.unwrap();
+    eprintln!("CONTINUATION flood: {written} bytes written before the cut; slowest other answer {worst:?}");
+    assert!(cut, "the server neither sent GOAWAY nor closed");
+    assert!(written < 64 << 20, "the whole flood was accepted");
+    assert!(
+        worst < std::time::Duration::from_secs(1),
+        "slowest answer {worst:?}"
+    );
+    assert_eq!(b.hits.load(Ordering::SeqCst), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_the_client_makes_the_server_reset_end_in_goaway_made_you_reset() {
+    use tokio::io::AsyncWriteExt;
+    let b = Backend::start("b").await;
+    let cfg = format!(
+        "_format_version: \"3.0\"\nservices:\n- name: s\n  url: {}\n  routes:\n  - paths: [/]\n",
+        b.url()
+    );
+    let gw = Gateway::start(&cfg, &[]);
+    let addr = gw.proxy;
+    let attack = tokio::spawn(async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&h2_preface()).await.unwrap();
+        // Each stream: a complete GET, then a WINDOW_UPDATE of 0 on it, a
+        // protocol error the server answers by resetting the stream
+        // (CVE-2025-8671). 2,000 of them unless the server stops it.
+        let head = [0x82, 0x86, 0x84, 0x41, 0x01, b'a'];
+        let mut sent = 0usize;
+        for i in 0..2000u32 {
+            let id = 1 + 2 * i;
+            let mut burst = h2_frame(0x1, 0x1 | 0x4, id, &head);
+            burst.extend(h2_frame(0x8, 0, id, &0u32.to_be_bytes()));
+            if s.write_all(&burst).await.is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let cut = h2_goaway_or_close(&mut s, std::time::Duration::from_secs(5)).await;
+        (sent, cut)
+    });
+    let worst = slowest_answer(addr, 10).await;
+    let (sent, cut) = attack.await.unwrap();
+    eprintln!(
+        "MadeYouReset: {sent} streams sent; {} reached the backend; slowest other answer {worst:?}",
+        b.hits.load(Ordering::SeqCst)
+    );
+    assert!(cut, "the server neither sent GOAWAY nor closed");
+    assert!(
+        worst < std::time::Duration::from_secs(1),
+        "slowest answer {worst:?}"
+    );
+    // Far fewer than the 2,000 streams were proxied.
+    assert!(b.hits.load(Ordering::SeqCst) < 1000);
+}
