@@ -10,7 +10,7 @@ mod support;
 use serde_json::json;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::client::{get, http1, send, send_json, HttpClient};
 use support::dns::DnsServer;
 use support::gateway::{temp_dir, Gateway};
@@ -38,21 +38,14 @@ async fn verifies(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, sni: &st
         .is_ok()
 }
 
-/// Polls `check` every 200 ms for up to 60 s.
-async fn within_a_minute<F, Fut>(what: &str, mut check: F)
+/// Waits up to a minute for `check` (an ACME order) and reports how long.
+async fn within_a_minute<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    eprintln!("{what}: {:?}", start.elapsed());
+    let took = support::eventually(what, Duration::from_secs(60), check).await;
+    eprintln!("{what}: {took:?}");
 }
 
 /// The serial numbers in `GET /acme/certificates`.
@@ -267,35 +260,22 @@ async fn the_acme_plugin_is_global_only_and_names_unsupported_fields() {
         got.text()
     );
 
-    let mut redis = config.clone();
-    redis["storage"] = json!("redis");
-    let got = send_json(
-        &client,
-        "POST",
-        &format!("{admin}/plugins"),
-        &json!({"name": "acme", "config": redis}),
-    )
-    .await;
-    assert_eq!(got.status, 400, "{}", got.text());
-    assert!(
-        got.json()["fields"]["config"]["storage"].is_string(),
-        "{}",
-        got.text()
-    );
-
-    let mut no_tos = config.clone();
-    no_tos["tos_accepted"] = json!(false);
-    let got = send_json(
-        &client,
-        "POST",
-        &format!("{admin}/plugins"),
-        &json!({"name": "acme", "config": no_tos}),
-    )
-    .await;
-    assert_eq!(got.status, 400, "{}", got.text());
-    assert!(
-        got.json()["fields"]["config"]["tos_accepted"].is_string(),
-        "{}",
-        got.text()
-    );
+    // Fields the node cannot honour are named.
+    for (field, value) in [("storage", json!("redis")), ("tos_accepted", json!(false))] {
+        let mut refused = config.clone();
+        refused[field] = value;
+        let got = send_json(
+            &client,
+            "POST",
+            &format!("{admin}/plugins"),
+            &json!({"name": "acme", "config": refused}),
+        )
+        .await;
+        assert_eq!(got.status, 400, "{}", got.text());
+        assert!(
+            got.json()["fields"]["config"][field].is_string(),
+            "{}",
+            got.text()
+        );
+    }
 }

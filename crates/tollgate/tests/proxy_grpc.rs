@@ -40,6 +40,30 @@ fn call(path: &str, content_type: &str, body: ChannelBody) -> http::Request<Chan
         .unwrap()
 }
 
+/// A unary `/echo.Echo/Say` call with `word`: asserts 200, the echo and
+/// `grpc-status: 0` in the trailers; returns the response head.
+async fn unary_echo(
+    send: &mut hyper::client::conn::http2::SendRequest<ChannelBody>,
+    word: &str,
+) -> http::response::Parts {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(Frame::data(message(word.as_bytes())))
+        .await
+        .unwrap();
+    drop(tx);
+    let resp = send
+        .send_request(call("/echo.Echo/Say", "application/grpc", ChannelBody(rx)))
+        .await
+        .unwrap();
+    let (head, body) = resp.into_parts();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers["x-path"], "/echo.Echo/Say");
+    let collected = body.collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), message(word.as_bytes()));
+    head
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unary_and_streaming_grpc_calls_pass_with_their_trailers() {
     let (backend, _task) = start().await;
@@ -47,21 +71,9 @@ async fn unary_and_streaming_grpc_calls_pass_with_their_trailers() {
     let mut send = client(gw.proxy).await;
 
     // Unary: one message, the echo and grpc-status in the trailers.
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(Frame::data(message(b"hello"))).await.unwrap();
-    drop(tx);
-    let resp = send
-        .send_request(call("/echo.Echo/Say", "application/grpc", ChannelBody(rx)))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "application/grpc");
-    assert_eq!(resp.headers()["x-path"], "/echo.Echo/Say");
-    assert_eq!(resp.headers()["x-te"], "trailers");
-    let collected = resp.into_body().collect().await.unwrap();
-    let trailers = collected.trailers().cloned().unwrap();
-    assert_eq!(trailers["grpc-status"], "0");
-    assert_eq!(collected.to_bytes(), message(b"hello"));
+    let head = unary_echo(&mut send, "hello").await;
+    assert_eq!(head.headers["content-type"], "application/grpc");
+    assert_eq!(head.headers["x-te"], "trailers");
 
     // A client Host cannot steer the backend's :authority or :path.
     let (tx, rx) = mpsc::channel(1);
@@ -202,20 +214,7 @@ async fn grpcs_calls_pass_over_tls_on_both_sides_with_the_backend_verified() {
     );
     let mut send = client_tls(gw.proxy, pki.client_config(true, &[]), "localhost").await;
     for word in ["one", "two"] {
-        let (tx, rx) = mpsc::channel(4);
-        tx.send(Frame::data(message(word.as_bytes())))
-            .await
-            .unwrap();
-        drop(tx);
-        let resp = send
-            .send_request(call("/echo.Echo/Say", "application/grpc", ChannelBody(rx)))
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        assert_eq!(resp.headers()["x-path"], "/echo.Echo/Say");
-        let collected = resp.into_body().collect().await.unwrap();
-        assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
-        assert_eq!(collected.to_bytes(), message(word.as_bytes()));
+        unary_echo(&mut send, word).await;
     }
     let _ = std::fs::remove_dir_all(dir);
 }

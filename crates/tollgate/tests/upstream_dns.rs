@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::backend::Backend;
 use support::client::{get, http1, send, HttpClient};
 use support::dns::DnsServer;
@@ -85,21 +85,13 @@ async fn target_health(
     (t["health"].as_str().unwrap().to_owned(), addresses)
 }
 
-/// Polls `check` every 50 ms until it holds; panics with `what` after 5 s.
-async fn eventually<F, Fut>(what: &str, mut check: F) -> Duration
+/// Waits up to 5 s for `check` (see [`support::eventually`]).
+async fn eventually<F, Fut>(what: &str, check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "never happened: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    start.elapsed()
+    support::eventually(what, Duration::from_secs(5), check).await
 }
 
 fn config(port: u16, passive: &str) -> String {

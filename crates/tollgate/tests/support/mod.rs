@@ -12,3 +12,25 @@ pub mod pebble;
 pub mod redis;
 pub mod tls;
 pub mod windows;
+
+/// Polls `check` every 50 ms until it holds and returns how long that took;
+/// panics naming `what` after `limit`.
+pub async fn eventually<F, Fut>(
+    what: &str,
+    limit: std::time::Duration,
+    mut check: F,
+) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < limit,
+            "never happened within {limit:?}: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}

@@ -89,7 +89,11 @@ impl TestPki {
 
     /// Another certificate signed by the CA, for `names`: (cert PEM, key PEM).
     pub fn issue(&self, names: &[&str]) -> (String, String) {
-        let key = rcgen::KeyPair::generate().unwrap();
+        self.sign(names, rcgen::KeyPair::generate().unwrap())
+    }
+
+    /// A certificate for `names` with `key`, signed by the CA.
+    fn sign(&self, names: &[&str], key: rcgen::KeyPair) -> (String, String) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let cert = rcgen::CertificateParams::new(names)
             .unwrap()
@@ -107,12 +111,7 @@ impl TestPki {
         let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
         let key =
             rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.ca, &self.ca_key)
-            .unwrap();
-        (cert.pem(), key.serialize_pem())
+        self.sign(names, key)
     }
 
     /// A client certificate signed by the CA whose subject's common name
