@@ -123,6 +123,12 @@ impl CertStore for MemoryStore {
     }
 }
 
+/// Orders running at once.
+const MAX_ORDERS: usize = 2;
+
+/// Names remembered as failed at most (oldest forgotten first).
+const MAX_FAILED: usize = 10_000;
+
 /// How often certificates are checked for renewal.
 const RENEW_EVERY: Duration = Duration::from_secs(3600);
 
@@ -143,6 +149,9 @@ pub struct Acme {
     busy: Mutex<HashSet<String>>,
     /// Names whose last order failed, and when.
     failed: Mutex<HashMap<String, Instant>>,
+    /// Orders running at once (handshakes with random names must not
+    /// start an order each).
+    orders: tokio::sync::Semaphore,
     wanted: mpsc::Sender<String>,
     runtime: tokio::runtime::Handle,
 }
@@ -171,10 +180,44 @@ pub struct AcmeSetup {
 }
 
 /// Restricts `name` to what may appear in a file name.
+/// Other bytes are escaped as `_xx`, so two inputs never share a name.
 fn file_safe(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+/// Writes `bytes` to `file` readable by the owner only, replacing it at
+/// once (a temporary file renamed over it).
+fn write_private(file: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = file.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)
+}
+
+/// Runs `work` (key generation, database writes) off the async thread the
+/// manager shares with health probes and DNS.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AcmeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AcmeError::Order(e.to_string()))
 }
 
 impl Acme {
@@ -193,6 +236,7 @@ impl Acme {
             accounts: tokio::sync::Mutex::new(HashMap::new()),
             busy: Mutex::new(HashSet::new()),
             failed: Mutex::new(HashMap::new()),
+            orders: tokio::sync::Semaphore::new(MAX_ORDERS),
             wanted: tx,
             runtime: setup.runtime.clone(),
         });
@@ -260,6 +304,9 @@ impl Acme {
             tokio::select! {
                 name = wanted.recv() => {
                     let Some(name) = name else { return };
+                    if lock(&self.busy).contains(&name) {
+                        continue;
+                    }
                     let me = self.clone();
                     tokio::spawn(async move { me.ensure(&name).await });
                 }
@@ -277,9 +324,9 @@ impl Acme {
         if lock(&self.busy).contains(name) {
             return;
         }
-        let store = self.store(&config);
-        if store
-            .list()
+        if self
+            .stored(&config)
+            .await
             .iter()
             .any(|c| c.names.iter().any(|n| n == name))
         {
@@ -313,8 +360,8 @@ impl Acme {
             return Err(AcmeError::NotManaged(host));
         }
         let existing = self
-            .store(&config)
-            .list()
+            .stored(&config)
+            .await
             .into_iter()
             .find(|c| c.names.contains(&host))
             .and_then(|c| c.id);
@@ -328,7 +375,7 @@ impl Acme {
         let threshold = Duration::from_secs_f64(config.renew_threshold_days * 86_400.0);
         let horizon = SystemTime::now() + threshold;
         let mut renewed = 0;
-        for cert in self.store(&config).list() {
+        for cert in self.stored(&config).await {
             let Some(facts) = keys::facts(&cert.cert_pem) else {
                 continue;
             };
@@ -344,6 +391,13 @@ impl Acme {
             }
         }
         renewed
+    }
+
+    /// The certificates in the store `config` names (read off the async
+    /// thread: a database read may wait for a write).
+    async fn stored(&self, config: &AcmeConfig) -> Vec<StoredCert> {
+        let store = self.store(config);
+        off_thread(move || store.list()).await.unwrap_or_default()
     }
 
     /// The certificates obtained so far, for `GET /acme/certificates`.
@@ -373,7 +427,10 @@ impl Acme {
                 "an order for {name} is already running"
             )));
         }
-        let outcome = self.order(config, name, replace).await;
+        let outcome = match self.orders.acquire().await {
+            Ok(_permit) => self.order(config, name, replace).await,
+            Err(e) => Err(AcmeError::Order(e.to_string())),
+        };
         lock(&self.busy).remove(name);
         match &outcome {
             Ok(()) => {
@@ -381,7 +438,14 @@ impl Acme {
                 tracing::info!(name, "ACME: certificate obtained");
             }
             Err(_) => {
-                lock(&self.failed).insert(name.to_owned(), Instant::now());
+                let mut failed = lock(&self.failed);
+                if failed.len() >= MAX_FAILED {
+                    let backoff = Duration::from_secs_f64(config.fail_backoff_minutes * 60.0);
+                    failed.retain(|_, at| at.elapsed() < backoff);
+                }
+                if failed.len() < MAX_FAILED {
+                    failed.insert(name.to_owned(), Instant::now());
+                }
             }
         }
         outcome
@@ -393,11 +457,13 @@ impl Acme {
         name: &str,
         replace: Option<uuid::Uuid>,
     ) -> Result<(), AcmeError> {
-        let key = keys::generate(&config.cert_type, config.rsa_key_size)?;
+        let (cert_type, bits) = (config.cert_type.clone(), config.rsa_key_size);
+        let key = off_thread(move || keys::generate(&cert_type, bits)).await??;
         let account = self.account(config).await?;
         let chain = order::issue(&account, name, &self.challenges, self.http01, &key).await?;
-        self.store(config)
-            .save(name, &chain, &key.serialize_pem(), replace)
+        let (store, name, key_pem) = (self.store(config), name.to_owned(), key.serialize_pem());
+        off_thread(move || store.save(&name, &chain, &key_pem, replace))
+            .await?
             .map_err(AcmeError::Store)
     }
 
@@ -451,7 +517,7 @@ impl Acme {
                     )
                     .await?;
                 if let Err(e) = std::fs::create_dir_all(&self.dir).and_then(|()| {
-                    std::fs::write(&file, serde_json::to_vec(&creds).unwrap_or_default())
+                    write_private(&file, &serde_json::to_vec(&creds).unwrap_or_default())
                 }) {
                     tracing::warn!("ACME: account key not saved to {}: {e}", file.display());
                 }

@@ -278,13 +278,19 @@ impl AdminApi {
         .ok_or_else(|| {
             AdminError::Message(StatusCode::BAD_REQUEST, "host must be provided".into())
         })?;
+        if host.contains(':') {
+            return Err(AdminError::Message(
+                StatusCode::BAD_REQUEST,
+                "port is not allowed in host".into(),
+            ));
+        }
         match acme.create(host.clone()).await {
             Ok(()) => Ok((
                 StatusCode::CREATED,
                 json!({ "message": format!("certificate for host {host} is created") }),
             )),
             Err(crate::AcmeFailure::Off) => Err(AdminError::Message(
-                StatusCode::BAD_REQUEST,
+                StatusCode::NOT_FOUND,
                 "no acme plugin is enabled".into(),
             )),
             Err(crate::AcmeFailure::NotManaged(h)) => Err(AdminError::Message(

@@ -91,22 +91,31 @@ impl CertStore for DatabaseStore {
                 body.insert("tags".into(), json!([TAG]));
                 body.insert("created_at".into(), json!(now));
                 body.insert("updated_at".into(), json!(now));
-                let sni = Uuid::new_v4();
-                let mut sni_body = Kind::Snis.defaults();
-                sni_body.insert("id".into(), json!(sni));
-                sni_body.insert("name".into(), json!(name));
-                sni_body.insert("certificate".into(), json!({ "id": id }));
-                sni_body.insert("tags".into(), json!([TAG]));
-                sni_body.insert("created_at".into(), json!(now));
-                sni_body.insert("updated_at".into(), json!(now));
-                ops.push(Op::Put(
-                    Kind::Snis,
-                    Entry {
-                        id: sni,
-                        created_at: now,
-                        body: sni_body,
-                    },
-                ));
+                // An SNI of that name (another certificate's) is moved to
+                // the new certificate, as Kong's acme does.
+                let sni = match cp.find(Kind::Snis, name, None) {
+                    Some(mut e) => {
+                        e.body.insert("certificate".into(), json!({ "id": id }));
+                        e.body.insert("updated_at".into(), json!(now));
+                        e
+                    }
+                    None => {
+                        let sni = Uuid::new_v4();
+                        let mut body = Kind::Snis.defaults();
+                        body.insert("id".into(), json!(sni));
+                        body.insert("name".into(), json!(name));
+                        body.insert("certificate".into(), json!({ "id": id }));
+                        body.insert("tags".into(), json!([TAG]));
+                        body.insert("created_at".into(), json!(now));
+                        body.insert("updated_at".into(), json!(now));
+                        Entry {
+                            id: sni,
+                            created_at: now,
+                            body,
+                        }
+                    }
+                };
+                ops.push(Op::Put(Kind::Snis, sni));
                 Entry {
                     id,
                     created_at: now,

@@ -91,6 +91,7 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
         // Checked even without TLS listeners: a pair that cannot be
         // served is refused as Kong refuses it.
         let sni = parsed.sni_table(&config)?;
+        let dns_seen = upstreams.dns().map(|d| d.generation());
         let snap =
             Snapshot::compile(config.clone(), &env, &upstreams).map_err(|e| e.to_string())?;
         let (handle, certs, upstreams) = (handle.clone(), certs.clone(), upstreams.clone());
@@ -108,6 +109,10 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
                 h.store(Arc::new(snap));
             }
             upstreams.activate(&config);
+            // Addresses that changed while this was compiled: once more.
+            if let (Some(d), Some(seen)) = (upstreams.dns(), dns_seen) {
+                d.published(seen);
+            }
             client_certs.store(wants_certs, Ordering::Relaxed);
             if let Some(c) = certs {
                 c.replace(sni);

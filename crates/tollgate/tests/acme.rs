@@ -220,6 +220,15 @@ plugins:
     let got = send_json(&client, "POST", &format!("{admin}/acme"), &json!({})).await;
     assert_eq!(got.status, 400);
     assert_eq!(got.json()["message"], "host must be provided");
+    let got = send_json(
+        &client,
+        "POST",
+        &format!("{admin}/acme"),
+        &json!({"host": "shop.test:443"}),
+    )
+    .await;
+    assert_eq!(got.status, 400);
+    assert_eq!(got.json()["message"], "port is not allowed in host");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +242,7 @@ async fn the_acme_plugin_is_global_only_and_names_unsupported_fields() {
         &json!({"host": "shop.test"}),
     )
     .await;
-    assert_eq!(got.status, 400);
+    assert_eq!(got.status, 404);
     assert_eq!(got.json()["message"], "no acme plugin is enabled");
 
     let got = send_json(

@@ -45,8 +45,9 @@ impl Default for DnsSettings {
     }
 }
 
-/// Shortest and longest time between two lookups of one name: a TTL of 0
-/// must not turn into a query loop, nor a week-long TTL hide a change.
+/// Shortest time between two lookups of one name (a TTL of 0 must not turn
+/// into a query loop), and the longest a record's own TTL is trusted (a
+/// week-long TTL must not hide a change).
 const MIN_TTL: Duration = Duration::from_secs(1);
 const MAX_TTL: Duration = Duration::from_secs(3600);
 
@@ -84,6 +85,9 @@ pub struct Dns {
     wake: Notify,
     /// Some name's addresses changed.
     changed: Notify,
+    /// Counts address changes (a publish compiled before a change knows
+    /// it is stale, see [`Dns::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -125,6 +129,7 @@ impl Dns {
             names: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             changed: Notify::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -150,6 +155,19 @@ impl Dns {
     /// Forgets the names not in `in_use` (after a configuration change).
     pub fn retain(&self, in_use: &HashSet<&str>) {
         lock(&self.names).retain(|k, _| in_use.contains(&**k));
+    }
+
+    /// How many address changes were recorded so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Asks for a republish when addresses changed after `seen` (a
+    /// configuration compiled then and published now is stale).
+    pub fn published(&self, seen: u64) {
+        if self.generation() != seen {
+            self.changed.notify_one();
+        }
     }
 
     /// Waits until some name's addresses changed since the last call.
@@ -214,21 +232,20 @@ impl Dns {
     /// Asks the servers about `name`: the new answer (None: the lookup
     /// failed, keep the last one) and when to ask again.
     async fn lookup(&self, name: &str) -> (Option<Answer>, Duration) {
-        // A fully qualified query: no search domains for targets.
-        let fqdn = if name.ends_with('.') {
-            name.to_string()
-        } else {
-            format!("{name}.")
-        };
-        let looked = self.resolver.lookup_ip(fqdn.as_str()).await;
+        // As written: resolv.conf's search domains and ndots apply (short
+        // names such as Kubernetes services); a trailing dot opts out.
+        let looked = self.resolver.lookup_ip(name).await;
         let (answer, ttl) = match looked {
             Ok(l) => {
                 let mut ips: Vec<IpAddr> = l.iter().collect();
                 ips.sort();
                 ips.dedup();
+                // The records' own TTL is kept within [1 s, 1 h];
+                // dns_valid_ttl replaces it as configured.
                 let ttl = self.settings.valid_ttl.unwrap_or_else(|| {
                     l.valid_until()
                         .saturating_duration_since(std::time::Instant::now())
+                        .clamp(MIN_TTL, MAX_TTL)
                 });
                 if ips.is_empty() {
                     (Some(Answer::NotFound), self.settings.not_found_ttl)
@@ -246,7 +263,7 @@ impl Dns {
                 (None, self.settings.error_ttl)
             }
         };
-        (answer, ttl.clamp(MIN_TTL, MAX_TTL))
+        (answer, ttl.max(MIN_TTL))
     }
 
     /// Records what a lookup of `name` found; wakes the republisher when
@@ -266,6 +283,8 @@ impl Dns {
         drop(names);
         if changed {
             tracing::info!(%name, "DNS: addresses changed");
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             self.changed.notify_one();
         }
         self.wake.notify_one();
