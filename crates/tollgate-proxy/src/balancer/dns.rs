@@ -7,8 +7,9 @@
 //! ([`Dns::run`]) resolves new names at once and known ones when their TTL
 //! runs out. When a name's set of addresses changes, [`Dns::changed`] wakes
 //! whoever republishes the configuration (the node), so the new addresses
-//! are served from the next snapshot. A name never resolved yet is dialled
-//! through the system resolver at connect time meanwhile.
+//! are served from the next snapshot. Until a name's first answer, a new
+//! connection to it asks the same resolver ([`Dns::addresses`]), sharing a
+//! lookup already running.
 
 use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -45,6 +46,9 @@ impl Default for DnsSettings {
     }
 }
 
+/// How long a connection waits for a name's first answer being looked up.
+const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(12);
+
 /// Shortest time between two lookups of one name (a TTL of 0 must not turn
 /// into a query loop), and the longest a record's own TTL is trusted (a
 /// week-long TTL must not hide a change).
@@ -54,8 +58,8 @@ const MAX_TTL: Duration = Duration::from_secs(3600);
 /// What is known of a name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// Not resolved yet (or only failures so far): dial it through the
-    /// system resolver meanwhile.
+    /// Not resolved yet (or only failures so far): connections resolve it
+    /// when they open ([`Dns::addresses`]).
     Pending,
     /// Its addresses, sorted.
     Addresses(Arc<[IpAddr]>),
@@ -68,6 +72,8 @@ struct Name {
     answer: Answer,
     /// When to ask again (None: a lookup is running).
     due: Option<Instant>,
+    /// When the last lookup failed, while no answer was ever had.
+    failed_at: Option<Instant>,
 }
 
 /// Why the resolver could not be set up.
@@ -85,6 +91,9 @@ pub struct Dns {
     wake: Notify,
     /// Some name's addresses changed.
     changed: Notify,
+    /// A lookup's outcome was recorded (wakes connections waiting for a
+    /// name's first answer).
+    recorded: Notify,
     /// Counts address changes (a publish compiled before a change knows
     /// it is stale, see [`Dns::generation`]).
     generation: std::sync::atomic::AtomicU64,
@@ -129,6 +138,7 @@ impl Dns {
             names: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             changed: Notify::new(),
+            recorded: Notify::new(),
             generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -145,6 +155,7 @@ impl Dns {
             Name {
                 answer: Answer::Pending,
                 due: Some(Instant::now()),
+                failed_at: None,
             },
         );
         drop(names);
@@ -215,10 +226,35 @@ impl Dns {
 
     /// The addresses of `host` now: the known ones, or a lookup made on
     /// the spot for a name not resolved yet (its first connection).
+    /// Connections share a lookup already running for the name, and fail
+    /// at once within `dns_error_ttl` of a failed one.
     pub async fn addresses(&self, host: &str) -> Result<Arc<[IpAddr]>, DnsError> {
-        match self.answer(host) {
+        let failed = || DnsError(format!("{host}: name resolution failed"));
+        let recorded = self.recorded.notified();
+        tokio::pin!(recorded);
+        recorded.as_mut().enable();
+        let answer = self.answer(host);
+        let (in_flight, failed_recently) = {
+            let names = lock(&self.names);
+            names.get(host).map_or((false, false), |n| {
+                (
+                    n.due.is_none(),
+                    n.failed_at
+                        .is_some_and(|t| t.elapsed() < self.settings.error_ttl),
+                )
+            })
+        };
+        match answer {
             Answer::Addresses(a) => return Ok(a),
             Answer::NotFound => return Err(DnsError(format!("{host}: no address"))),
+            Answer::Pending if failed_recently => return Err(failed()),
+            Answer::Pending if in_flight => {
+                let _ = tokio::time::timeout(FIRST_ANSWER_WAIT, recorded).await;
+                return match self.answer(host) {
+                    Answer::Addresses(a) => Ok(a),
+                    _ => Err(failed()),
+                };
+            }
             Answer::Pending => {}
         }
         let (answer, ttl) = self.lookup(host).await;
@@ -275,12 +311,17 @@ impl Dns {
             return;
         };
         n.due = Some(Instant::now() + ttl);
+        n.failed_at = match (&answer, &n.answer) {
+            (None, Answer::Pending) => Some(Instant::now()),
+            _ => None,
+        };
         let changed = answer.is_some_and(|a| {
             let changed = a != n.answer;
             n.answer = a;
             changed
         });
         drop(names);
+        self.recorded.notify_waiters();
         if changed {
             tracing::info!(%name, "DNS: addresses changed");
             self.generation
