@@ -23,13 +23,52 @@ pub(crate) fn generate(cert_type: &str, rsa_bits: u32) -> Result<rcgen::KeyPair,
         .map_err(|e| key(e.to_string()))
 }
 
-/// What a stored certificate says about itself.
+/// What a stored certificate says about itself (Kong's
+/// `GET /acme/certificates` fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFacts {
+    /// When it starts being valid.
+    pub not_before: SystemTime,
     /// When it stops being valid.
     pub not_after: SystemTime,
-    /// Its serial number, hex.
+    /// Its serial number, upper-case hex bytes joined by colons.
     pub serial: String,
+    /// The issuer's common name.
+    pub issuer_cn: Option<String>,
+    /// `rsaEncryption` or `id-ecPublicKey` (else the key algorithm's OID).
+    pub pubkey_type: String,
+    /// SHA-256 of the certificate (DER), lower-case hex.
+    pub digest: String,
+}
+
+impl CertFacts {
+    /// Whether `now` is within the validity period.
+    pub fn valid_at(&self, now: SystemTime) -> bool {
+        self.not_before <= now && now < self.not_after
+    }
+}
+
+fn system_time(t: &x509_cert::time::Time) -> SystemTime {
+    std::time::UNIX_EPOCH + t.to_date_time().unix_duration()
+}
+
+/// A time as Kong prints it: `2026-11-28 12:00:00` (UTC).
+pub fn kong_date(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match x509_cert::der::DateTime::from_unix_duration(std::time::Duration::from_secs(secs)) {
+        Ok(d) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minutes(),
+            d.seconds()
+        ),
+        Err(_) => String::new(),
+    }
 }
 
 /// The facts of the first certificate of `pem` (None when it cannot be read).
@@ -43,11 +82,37 @@ pub fn facts(pem: &str) -> Option<CertFacts> {
         .serial_number
         .as_bytes()
         .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let issuer = tbs.issuer.to_string();
+    let issuer_cn = issuer
+        .split(',')
+        .find_map(|part| part.trim().strip_prefix("CN="))
+        .map(str::to_owned);
+    let pubkey_type = match tbs
+        .subject_public_key_info
+        .algorithm
+        .oid
+        .to_string()
+        .as_str()
+    {
+        "1.2.840.113549.1.1.1" => "rsaEncryption".to_owned(),
+        "1.2.840.10045.2.1" => "id-ecPublicKey".to_owned(),
+        other => other.to_owned(),
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref())
+        .as_ref()
+        .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
     Some(CertFacts {
-        not_after: std::time::UNIX_EPOCH + tbs.validity.not_after.to_date_time().unix_duration(),
+        not_before: system_time(&tbs.validity.not_before),
+        not_after: system_time(&tbs.validity.not_after),
         serial,
+        issuer_cn,
+        pubkey_type,
+        digest,
     })
 }
 
@@ -64,7 +129,10 @@ mod tests {
         params.serial_number = Some(rcgen::SerialNumber::from(vec![0x0a, 0x0b]));
         let cert = params.self_signed(&key).unwrap();
         let f = facts(&cert.pem()).unwrap();
-        assert_eq!(f.serial, "0a0b");
+        assert_eq!(f.serial, "0A:0B");
+        assert_eq!(f.pubkey_type, "id-ecPublicKey");
+        assert_eq!(f.digest.len(), 64);
+        assert_eq!(kong_date(f.not_after), "2031-01-02 00:00:00");
         let secs = f
             .not_after
             .duration_since(std::time::UNIX_EPOCH)

@@ -474,7 +474,28 @@ impl AdminApi {
             }
             (["acme", "certificates"], &Method::GET) => {
                 let acme = self.acme.get().ok_or(AdminError::NotFound)?;
-                Ok((StatusCode::OK, json!({ "data": acme.certificates() })))
+                let invalid_only = query
+                    .iter()
+                    .any(|(k, v)| k == "invalid_only" && (v == "true" || v == "1"));
+                let data: Vec<Value> = acme
+                    .certificates()
+                    .into_iter()
+                    .filter(|c| !invalid_only || c["valid"] != json!(true))
+                    .collect();
+                Ok((StatusCode::OK, json!({ "data": data })))
+            }
+            (["acme", "certificates", host], &Method::GET) => {
+                let acme = self.acme.get().ok_or(AdminError::NotFound)?;
+                let found = acme.certificates().into_iter().find(|c| {
+                    c["host"] == json!(host)
+                        || c["certificate_id"] == json!(host)
+                        || c["snis"]
+                            .as_array()
+                            .is_some_and(|s| s.iter().any(|n| n == host))
+                });
+                found
+                    .map(|c| (StatusCode::OK, json!({ "data": c })))
+                    .ok_or(AdminError::NotFound)
             }
             (["plugins", "enabled"], &Method::GET) => {
                 let names: Vec<&str> = tollgate_plugins::registry()

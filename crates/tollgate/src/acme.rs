@@ -185,17 +185,18 @@ impl tollgate_admin::AcmeControl for AcmeView {
             .into_iter()
             .map(|(c, facts)| {
                 let now = std::time::SystemTime::now();
+                let f = facts.as_ref();
                 json!({
                     "host": c.names.first(),
                     "snis": c.names,
                     "certificate_id": c.id,
-                    "serial_number": facts.as_ref().map(|f| f.serial.clone()),
-                    "not_after": facts.as_ref().and_then(|f| f
-                        .not_after
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .ok()
-                        .map(|d| d.as_secs())),
-                    "valid": facts.is_some_and(|f| f.not_after > now),
+                    "digest": f.map(|f| f.digest.clone()),
+                    "issuer_cn": f.and_then(|f| f.issuer_cn.clone()),
+                    "not_before": f.map(|f| tollgate_acme::keys::kong_date(f.not_before)),
+                    "not_after": f.map(|f| tollgate_acme::keys::kong_date(f.not_after)),
+                    "valid": f.is_some_and(|f| f.valid_at(now)),
+                    "serial_number": f.map(|f| f.serial.clone()),
+                    "pubkey_type": f.map(|f| f.pubkey_type.clone()),
                 })
             })
             .collect()

@@ -205,9 +205,39 @@ plugins:
     let by_pebble = trusting(&pebble.root_pem().await, &dir);
     let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
     assert!(verifies(&by_pebble, tls_addr, "shop.test").await);
+    // Kong's listing: one entry per certificate, and by host.
     let got = get(&client, &format!("{admin}/acme/certificates"), &[]).await;
-    assert_eq!(got.json()["data"][0]["host"], "shop.test");
-    assert_eq!(got.json()["data"][0]["valid"], true);
+    let listed = got.json()["data"][0].clone();
+    assert_eq!(listed["host"], "shop.test");
+    assert_eq!(listed["valid"], true);
+    assert_eq!(listed["pubkey_type"], "rsaEncryption");
+    assert!(
+        listed["issuer_cn"].as_str().unwrap().contains("Pebble"),
+        "{listed}"
+    );
+    assert_eq!(listed["not_after"].as_str().unwrap().len(), 19, "{listed}");
+    assert_eq!(listed["digest"].as_str().unwrap().len(), 64);
+    let got = get(
+        &client,
+        &format!("{admin}/acme/certificates/shop.test"),
+        &[],
+    )
+    .await;
+    assert_eq!(got.json()["data"], listed);
+    let got = get(
+        &client,
+        &format!("{admin}/acme/certificates/nothere.test"),
+        &[],
+    )
+    .await;
+    assert_eq!(got.status, 404);
+    let got = get(
+        &client,
+        &format!("{admin}/acme/certificates?invalid_only=true"),
+        &[],
+    )
+    .await;
+    assert_eq!(got.json()["data"], json!([]));
 
     let got = send_json(
         &client,
