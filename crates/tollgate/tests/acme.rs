@@ -239,26 +239,21 @@ plugins:
     .await;
     assert_eq!(got.json()["data"], json!([]));
 
-    let got = send_json(
-        &client,
-        "POST",
-        &format!("{admin}/acme"),
-        &json!({"host": "elsewhere.test"}),
-    )
-    .await;
-    assert_eq!(got.status, 400, "{}", got.text());
-    let got = send_json(&client, "POST", &format!("{admin}/acme"), &json!({})).await;
-    assert_eq!(got.status, 400);
-    assert_eq!(got.json()["message"], "host must be provided");
-    let got = send_json(
-        &client,
-        "POST",
-        &format!("{admin}/acme"),
-        &json!({"host": "shop.test:443"}),
-    )
-    .await;
-    assert_eq!(got.status, 400);
-    assert_eq!(got.json()["message"], "port is not allowed in host");
+    // Refused hosts, with Kong's messages where Kong has one.
+    for (body, message) in [
+        (json!({"host": "elsewhere.test"}), None),
+        (json!({}), Some("host must be provided")),
+        (
+            json!({"host": "shop.test:443"}),
+            Some("port is not allowed in host"),
+        ),
+    ] {
+        let got = send_json(&client, "POST", &format!("{admin}/acme"), &body).await;
+        assert_eq!(got.status, 400, "{body}: {}", got.text());
+        if let Some(m) = message {
+            assert_eq!(got.json()["message"], m);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
