@@ -1,5 +1,5 @@
-//! HTTP and HTTPS GETs for plugins (a jwt credential's JWKS document): one
-//! connection per fetch, bounded in time and size; `https://` servers are
+//! HTTP and HTTPS requests the node makes itself (a jwt credential's JWKS
+//! document, the ACME protocol): one connection per request, bounded in time and size; `https://` servers are
 //! verified against the node's trusted authorities
 //! (`lua_ssl_trusted_certificate`). Runs on the requesting worker's
 //! runtime; nothing here blocks a thread.
@@ -49,7 +49,7 @@ async fn open(
     }
     let config = tls.verified().map_err(|e| format!("{url}: {e}"))?;
     // `[::1]` in a URL is the name `::1` for TLS.
-    let name = host.trim_start_matches('[').trim_end_matches(']');
+    let name = crate::balancer::registry::bare_host(host);
     let stream = tollgate_tls::connect(config, name, tcp)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
@@ -60,8 +60,23 @@ async fn open(
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-async fn get(url: String, tls: Arc<ClientTls>) -> Result<Vec<u8>, String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+/// Sends `req`, whose URI is an absolute `http://` or `https://` URL, over
+/// a new HTTP/1.1 connection (`https` verified against `tls`'s trusted
+/// authorities) and returns the answer with its body, refused beyond
+/// `max_body` bytes. The request gets `Host` from the URL, and Tollgate's
+/// `User-Agent` unless it has one. Errors name the URL.
+pub async fn exchange<B>(
+    mut req: http::Request<B>,
+    tls: &ClientTls,
+    max_body: usize,
+) -> Result<http::Response<Bytes>, String>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let uri = req.uri().clone();
+    let url = uri.to_string();
     let https = match uri.scheme_str() {
         Some("http") => false,
         Some("https") => true,
@@ -77,7 +92,7 @@ async fn get(url: String, tls: Arc<ClientTls>) -> Result<Vec<u8>, String> {
         .authority()
         .map(|a| a.as_str().to_owned())
         .unwrap_or_default();
-    let stream = open(&url, &tls, https, host, port).await?;
+    let stream = open(&url, tls, https, host, port).await?;
     let (mut send, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
@@ -85,25 +100,41 @@ async fn get(url: String, tls: Arc<ClientTls>) -> Result<Vec<u8>, String> {
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let req = http::Request::get(path)
-        .header(http::header::HOST, authority)
-        .header(http::header::ACCEPT, "application/json")
-        .header(http::header::USER_AGENT, crate::SERVER_TOKEN)
-        .body(Empty::<Bytes>::new())
+    *req.uri_mut() = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse()
         .map_err(|e| format!("{url}: {e}"))?;
+    let h = req.headers_mut();
+    h.insert(
+        http::header::HOST,
+        http::HeaderValue::from_str(&authority).map_err(|e| format!("{url}: {e}"))?,
+    );
+    h.entry(http::header::USER_AGENT)
+        .or_insert(http::HeaderValue::from_static(crate::SERVER_TOKEN));
     let resp = send
         .send_request(req)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
+    let (parts, body) = resp.into_parts();
+    let body = Limited::new(body, max_body)
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: body: {e}"))?
+        .to_bytes();
+    Ok(http::Response::from_parts(parts, body))
+}
+
+async fn get(url: String, tls: Arc<ClientTls>) -> Result<Vec<u8>, String> {
+    let req = http::Request::get(&url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("{url}: {e}"))?;
+    let resp = exchange(req, &tls, MAX_BODY).await?;
     if resp.status() != http::StatusCode::OK {
         return Err(format!("{url}: status {}", resp.status()));
     }
-    let body = Limited::new(resp.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| format!("{url}: body: {e}"))?;
-    Ok(body.to_bytes().to_vec())
+    Ok(resp.into_body().to_vec())
 }
 
 impl Fetcher for HttpFetcher {
