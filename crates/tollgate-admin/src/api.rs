@@ -24,6 +24,7 @@ pub struct AdminApi {
     database: &'static str,
     health: Arc<dyn crate::TargetHealth>,
     acme: std::sync::OnceLock<Arc<dyn crate::AcmeControl>>,
+    caches: std::sync::OnceLock<Arc<tollgate_plugins::runtime::cache::ProxyCaches>>,
 }
 
 type Reply = Result<(StatusCode, Value), AdminError>;
@@ -238,12 +239,76 @@ impl AdminApi {
             database,
             health,
             acme: std::sync::OnceLock::new(),
+            caches: std::sync::OnceLock::new(),
         })
     }
 
     /// Serves the `/acme` endpoints with the node's ACME manager.
     pub fn set_acme(&self, acme: Arc<dyn crate::AcmeControl>) {
         let _ = self.acme.set(acme);
+    }
+
+    /// Serves the `/proxy-cache` endpoints over the node's cache stores.
+    pub fn set_proxy_caches(&self, caches: Arc<tollgate_plugins::runtime::cache::ProxyCaches>) {
+        let _ = self.caches.set(caches);
+    }
+
+    /// `/proxy-cache[/{key}]` (Kong's purge endpoints; `GET /proxy-cache`
+    /// reports each store's use, a Tollgate addition).
+    fn proxy_cache(&self, key: Option<&str>, method: &Method) -> Reply {
+        let stores = self.caches.get().map(|c| c.all()).unwrap_or_default();
+        match (key, method) {
+            (None, &Method::GET) => {
+                let data: Vec<Value> = stores
+                    .iter()
+                    .map(|(name, s)| {
+                        let (entries, bytes, budget) = s.usage();
+                        json!({ "dictionary_name": name, "entries": entries, "bytes": bytes, "budget": budget })
+                    })
+                    .collect();
+                Ok((StatusCode::OK, json!({ "data": data })))
+            }
+            (None, &Method::DELETE) => {
+                for (_, s) in &stores {
+                    s.purge_all();
+                }
+                Ok((StatusCode::NO_CONTENT, Value::Null))
+            }
+            (Some(key), &Method::GET) => {
+                let now = tollgate_plugins::runtime::epoch_secs() as f64;
+                let found = stores.iter().find_map(|(_, s)| s.get(key));
+                let e = found.ok_or(AdminError::NotFound)?;
+                let headers: Map<String, Value> = e
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
+                    .collect();
+                Ok((
+                    StatusCode::OK,
+                    json!({
+                        "key": key,
+                        "status": e.status.as_u16(),
+                        "headers": headers,
+                        "body_len": e.body.len(),
+                        "timestamp": e.stored_at as i64,
+                        "ttl": e.ttl,
+                        "age": e.age(now) as i64,
+                    }),
+                ))
+            }
+            (Some(key), &Method::DELETE) => {
+                let mut any = false;
+                for (_, s) in &stores {
+                    any |= s.purge(key);
+                }
+                if any {
+                    Ok((StatusCode::NO_CONTENT, Value::Null))
+                } else {
+                    Err(AdminError::NotFound)
+                }
+            }
+            _ => Err(AdminError::MethodNotAllowed),
+        }
     }
 
     /// `POST /acme`: orders a certificate for `host` (body or query) now.
@@ -464,6 +529,10 @@ impl AdminApi {
             }
             (["config"], &Method::POST) => self.post_config(ct, &body),
             (["acme"], &Method::POST) => self.acme_create(ct, &body, &query).await,
+            (["proxy-cache"], m) => self.proxy_cache(None, m),
+            (["proxy-cache", key], m) | (["proxy-cache", _, "caches", key], m) => {
+                self.proxy_cache(Some(key), m)
+            }
             (["acme"], &Method::PATCH) => {
                 let acme = self.acme.get().ok_or(AdminError::NotFound)?;
                 acme.renew();

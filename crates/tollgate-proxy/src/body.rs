@@ -34,6 +34,18 @@ pub enum BodyError {
     /// The client's body went past the allowed size.
     #[error("request body too large")]
     TooLarge,
+    /// A plugin's streamed answer (a file) could not be read.
+    #[error("answer body: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A plugin's streamed answer body (see [`ProxyBody::stream`]).
+struct Streamed(tollgate_plugins::runtime::StreamBody);
+
+impl std::fmt::Debug for Streamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Streamed")
+    }
 }
 
 /// What a [`ProxyBody`] carries. The backend body is held inline: boxing it
@@ -52,6 +64,7 @@ enum Kind {
     ),
     Client(ClientBody),
     Upstream(UpstreamBody),
+    Stream(Streamed),
 }
 
 /// The one body type Tollgate sends, upstream and downstream.
@@ -76,6 +89,10 @@ pub struct Filters {
         std::sync::Arc<dyn tollgate_plugins::runtime::Plugin>,
         tollgate_plugins::runtime::BodyState,
     )>,
+    /// Answer hooks after the plugins, in the order they see the data.
+    hooks: Vec<Box<dyn tollgate_plugins::runtime::AnswerHook>>,
+    /// Whether a hook changes the data (else the length is kept).
+    rewrites: bool,
     finished: bool,
 }
 
@@ -84,8 +101,34 @@ impl Filters {
         for (p, held) in &mut self.plugins {
             chunk = p.body_filter(chunk, eof, held);
         }
+        for hook in &mut self.hooks {
+            if !chunk.is_empty() {
+                chunk = hook.data(chunk);
+            }
+            if eof {
+                let tail = hook.finish();
+                if !tail.is_empty() {
+                    chunk = join(chunk, tail);
+                }
+            }
+        }
         chunk
     }
+
+    /// Whether the data passes unchanged (the length is known).
+    fn passes_length(&self) -> bool {
+        self.plugins.is_empty() && !self.rewrites
+    }
+}
+
+fn join(a: Bytes, b: Bytes) -> Bytes {
+    if a.is_empty() {
+        return b;
+    }
+    let mut v = bytes::BytesMut::with_capacity(a.len() + b.len());
+    v.extend_from_slice(&a);
+    v.extend_from_slice(&b);
+    v.freeze()
 }
 
 /// Headers Tollgate adds to every proxied answer, carried with its body and
@@ -145,6 +188,18 @@ impl ProxyBody {
     pub fn incoming_held(body: Incoming, load: Option<crate::balancer::state::Load>) -> Self {
         ProxyBody {
             kind: Kind::Incoming(body, load),
+            log: None,
+            done: None,
+            remaining: None,
+            edge: None,
+            filters: None,
+        }
+    }
+
+    /// A plugin's streamed answer (a static file).
+    pub fn stream(body: tollgate_plugins::runtime::StreamBody) -> Self {
+        ProxyBody {
+            kind: Kind::Stream(Streamed(body)),
             log: None,
             done: None,
             remaining: None,
@@ -220,9 +275,34 @@ impl ProxyBody {
                     .into_iter()
                     .map(|p| (p, Default::default()))
                     .collect(),
+                hooks: Vec::new(),
+                rewrites: false,
                 finished: false,
             }));
         }
+        self
+    }
+
+    /// Passes the data through these answer hooks (after any body_filter
+    /// phases); `rewrites` when one of them changes it.
+    pub fn with_hooks(
+        mut self,
+        hooks: Vec<Box<dyn tollgate_plugins::runtime::AnswerHook>>,
+        rewrites: bool,
+    ) -> Self {
+        if hooks.is_empty() {
+            return self;
+        }
+        let f = self.filters.get_or_insert_with(|| {
+            Box::new(Filters {
+                plugins: Vec::new(),
+                hooks: Vec::new(),
+                rewrites: false,
+                finished: false,
+            })
+        });
+        f.hooks = hooks;
+        f.rewrites |= rewrites;
         self
     }
 
@@ -251,6 +331,11 @@ impl Body for ProxyBody {
                 .map(|o| o.map(|r| r.map_err(BodyError::Hyper))),
             Kind::Client(b) => b.poll_frame(cx),
             Kind::Upstream(b) => b.poll_frame(cx),
+            Kind::Stream(b) => {
+                b.0.as_mut()
+                    .poll_frame(cx)
+                    .map(|o| o.map(|r| r.map_err(BodyError::Io)))
+            }
         };
         let res = match (this.filters.as_mut(), res) {
             (Some(f), Poll::Ready(Some(Ok(frame)))) => match frame.into_data() {
@@ -296,11 +381,12 @@ impl Body for ProxyBody {
             Kind::Incoming(b, _) => b.is_end_stream(),
             Kind::Client(b) => b.is_end_stream(),
             Kind::Upstream(b) => b.is_end_stream(),
+            Kind::Stream(b) => b.0.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.filters.is_some() {
+        if self.filters.as_ref().is_some_and(|f| !f.passes_length()) {
             return SizeHint::default();
         }
         match &self.kind {
@@ -309,6 +395,7 @@ impl Body for ProxyBody {
             Kind::Incoming(b, _) => b.size_hint(),
             Kind::Client(b) => b.size_hint(),
             Kind::Upstream(b) => b.size_hint(),
+            Kind::Stream(b) => b.0.size_hint(),
         }
     }
 }

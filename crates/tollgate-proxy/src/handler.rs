@@ -275,17 +275,14 @@ async fn proxy(
             return Ok((r, trail));
         }
     }
-    let Some(service) = entry.service.as_ref() else {
-        return Err((
-            ProxyError::new(ErrorKind::NoService, "route without service"),
-            trail,
-        ));
-    };
-
-    // Upstream target and headers.
+    // Upstream target and headers. A route without a service is answered
+    // by its plugins (static files, request-termination) or fails below.
     let route = &entry.route;
     let mut target = upstream_path(
-        service.service.path.as_deref(),
+        entry
+            .service
+            .as_ref()
+            .and_then(|s| s.service.path.as_deref()),
         &path,
         m.matched_len,
         route.strip_path,
@@ -333,6 +330,7 @@ async fn proxy(
     let mut strip_args = Vec::new();
     let mut body_limit = None;
     let mut identity = None;
+    let mut hooks = Vec::new();
     let mut body = body;
     if !entry.plugins.is_empty() {
         let unsized_body = {
@@ -398,8 +396,12 @@ async fn proxy(
         strip_args = access.strip_query_args;
         body_limit = access.body_limit;
         identity = access.identity;
+        hooks = access.hooks;
         if let Some(early) = access.early {
-            let mut resp = crate::respond::early_response(early, request_id, &parts.headers);
+            let mut resp = match early {
+                Early::Response(e) => crate::respond::early_response(e, request_id, &parts.headers),
+                Early::Answer(a) => crate::respond::answer(a, request_id),
+            };
             for (name, value) in plugin_headers {
                 resp.headers_mut().append(name, value);
             }
@@ -407,7 +409,7 @@ async fn proxy(
                 resp.headers_mut()
                     .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
             }
-            return Ok((resp, trail));
+            return Ok((with_hooks(resp, hooks), trail));
         }
         if access.upstream_path.is_some() || access.upstream_query.is_some() {
             let path = access.upstream_path.as_deref().unwrap_or(uri.path());
@@ -467,6 +469,12 @@ async fn proxy(
         },
         &mut xff,
     );
+    let Some(service) = entry.service.as_ref() else {
+        return Err((
+            ProxyError::new(ErrorKind::NoService, "route without service"),
+            trail,
+        ));
+    };
     let mut up_body = body;
     if let Some(limit) = body_limit {
         up_body = up_body.with_limit(limit);
@@ -634,13 +642,56 @@ async fn proxy(
         raw_head: answer.raw_head,
         plugin_headers: edge_headers,
     });
-    Ok((Response::from_parts(parts, body), trail))
+    let resp = Response::from_parts(parts, body);
+    if switching || hooks.is_empty() {
+        return Ok((resp, trail));
+    }
+    Ok((with_hooks(resp, hooks), trail))
+}
+
+/// Runs the request's answer hooks over `resp` (the last registered first;
+/// see [`AnswerHook`](tollgate_plugins::runtime::AnswerHook)).
+fn with_hooks(
+    mut resp: Response<ProxyBody>,
+    hooks: Vec<Box<dyn tollgate_plugins::runtime::AnswerHook>>,
+) -> Response<ProxyBody> {
+    use tollgate_plugins::runtime::HookStep;
+    if hooks.is_empty() {
+        return resp;
+    }
+    let status = resp.status();
+    let mut kept = Vec::with_capacity(hooks.len());
+    let mut rewrites = false;
+    for mut hook in hooks.into_iter().rev() {
+        match hook.head(status, resp.headers_mut()) {
+            HookStep::Aside => {}
+            HookStep::Watch => kept.push(hook),
+            HookStep::Rewrite => {
+                rewrites = true;
+                kept.push(hook);
+            }
+        }
+    }
+    if rewrites {
+        resp.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    resp.map(|b| b.with_hooks(kept, rewrites))
+}
+
+/// How the access phase ended a request early.
+enum Early {
+    /// Kong's negotiated answer (errors, plugin bodies).
+    Response(tollgate_plugins::runtime::EarlyResponse),
+    /// A whole answer (a cached response, a static file).
+    Answer(tollgate_plugins::runtime::Answer),
 }
 
 /// What the access phase decided, for the rest of the request.
 struct Access {
     /// An answer given instead of proxying.
-    early: Option<tollgate_plugins::runtime::EarlyResponse>,
+    early: Option<Early>,
+    /// Hooks over the answer.
+    hooks: Vec<Box<dyn tollgate_plugins::runtime::AnswerHook>>,
     /// Headers for the answer (proxied or early).
     response_headers: Vec<(http::HeaderName, HeaderValue)>,
     /// Query arguments removed before going upstream.
@@ -698,6 +749,7 @@ async fn access_phase(
         uri_captures,
         unsized_body,
         body,
+        hooks: Vec::new(),
     };
     let mut early = None;
     // Rewrite phases first (no consumer is known yet), then access phases;
@@ -730,19 +782,27 @@ async fn access_phase(
         match flow {
             Flow::Continue => {}
             Flow::Respond(answer) => {
-                early = Some(answer);
+                early = Some(Early::Response(answer));
                 break;
             }
             Flow::Pending(answer) => {
-                early = Some(answer.await);
+                early = Some(Early::Response(answer.await));
+                break;
+            }
+            Flow::Answer(answer) => {
+                early = Some(Early::Answer(*answer));
+                break;
+            }
+            Flow::PendingAnswer(answer) => {
+                early = Some(Early::Answer(answer.await));
                 break;
             }
             Flow::Retry(_) => {
                 tracing::error!(plugin = plugin.name(), "asked to be run a third time");
-                early = Some(EarlyResponse::message(
+                early = Some(Early::Response(EarlyResponse::message(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "An unexpected error occurred",
-                ));
+                )));
                 break;
             }
         }
@@ -754,6 +814,7 @@ async fn access_phase(
             ctx.strip_query_args
         },
         early,
+        hooks: ctx.hooks,
         response_headers: ctx.response_headers,
         body_limit: ctx.body_limit,
         identity: ctx.identity,

@@ -122,6 +122,25 @@ pub fn early_response(
     resp
 }
 
+/// A plugin's whole answer (a cached response, a static file), with
+/// `X-Request-Id` set.
+pub fn answer(
+    a: tollgate_plugins::runtime::Answer,
+    request_id: &HeaderValue,
+) -> Response<ProxyBody> {
+    use tollgate_plugins::runtime::AnswerBody;
+    let body = match a.body {
+        AnswerBody::Bytes(b) => ProxyBody::full(b),
+        AnswerBody::Stream(s) => ProxyBody::stream(s),
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = a.status;
+    *r.headers_mut() = a.headers;
+    r.headers_mut()
+        .insert(crate::headers::X_REQUEST_ID, request_id.clone());
+    r
+}
+
 fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -323,6 +323,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.prefix)
         .with_context(|| format!("prefix {}", settings.prefix.display()))?;
     let env = crate::tokens::plugin_env(&settings)?;
+    let caches = env.caches.clone();
     let certs = crate::certs::resolver(&settings)?;
     let client_certs = Arc::new(AtomicBool::new(false));
     let acceptor = match &certs {
@@ -461,6 +462,7 @@ fn run_inner(settings: Settings) -> anyhow::Result<()> {
         database,
         Arc::new(HealthView(upstreams)),
     );
+    api.set_proxy_caches(caches);
     api.set_acme(Arc::new(crate::acme::AcmeView {
         acme,
         runtime: health_rt,

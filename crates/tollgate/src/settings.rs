@@ -91,6 +91,9 @@ pub struct Settings {
     /// How target and service host names are resolved (Kong's
     /// `dns_resolver`, `dns_valid_ttl`, `dns_error_ttl`, `dns_not_found_ttl`).
     pub dns: tollgate_proxy::balancer::dns::DnsSettings,
+    /// Bytes each proxy-cache memory store may hold (Kong's
+    /// `mem_cache_size`: `128m`, with `k`/`m`/`g` suffixes).
+    pub mem_cache_size: u64,
 }
 
 /// A setting that cannot be accepted; names the source and the setting.
@@ -169,6 +172,7 @@ const NAMES: &[&str] = &[
     "dns_valid_ttl",
     "dns_error_ttl",
     "dns_not_found_ttl",
+    "mem_cache_size",
 ];
 
 impl Settings {
@@ -414,6 +418,7 @@ impl Settings {
                     86_400,
                 )? as u64),
             },
+            mem_cache_size: parse_size(&get("mem_cache_size", "128m"))?,
         })
     }
 }
@@ -434,6 +439,30 @@ fn parse_resolvers(r: &Raw) -> Result<Vec<SocketAddr>, SettingsError> {
         out.push(addr);
     }
     Ok(out)
+}
+
+/// Parses a byte size: a number with an optional `k`, `m` or `g` suffix
+/// (nginx's and Kong's size syntax), at least 1k.
+fn parse_size(r: &Raw) -> Result<u64, SettingsError> {
+    let v = r.value.trim().to_ascii_lowercase();
+    let (digits, unit) = match v.strip_suffix('k') {
+        Some(d) => (d, 1u64 << 10),
+        None => match v.strip_suffix('m') {
+            Some(d) => (d, 1 << 20),
+            None => match v.strip_suffix('g') {
+                Some(d) => (d, 1 << 30),
+                None => (v.as_str(), 1),
+            },
+        },
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| r.err(format!("expected a size like 128m, got {:?}", r.value)))?;
+    match n.checked_mul(unit) {
+        Some(bytes) if bytes >= 1024 => Ok(bytes),
+        _ => Err(r.err(format!("{:?} is out of range 1k..", r.value))),
+    }
 }
 
 fn parse_num(r: &Raw, min: usize, max: usize) -> Result<usize, SettingsError> {

@@ -60,6 +60,10 @@ pub fn plugin_env(settings: &Settings) -> anyhow::Result<PluginEnv> {
             ..Default::default()
         }),
         tls,
+        caches: Arc::new(tollgate_plugins::runtime::cache::ProxyCaches::new(
+            settings.mem_cache_size,
+            Arc::new(tollgate_plugins::runtime::cache::SystemClock),
+        )),
         ..PluginEnv::default()
     };
     if settings.database == Database::Off {

@@ -7,13 +7,16 @@
 //! early answers) before the upstream call, `header_filter` on the response
 //! head. The log phase is the access log, written after the response.
 
+mod answer;
 mod body;
+pub mod cache;
 mod counters;
 mod directory;
 mod jwks;
 pub mod redis;
 mod tokens;
 
+pub use answer::{Answer, AnswerBody, AnswerHook, HookStep, StreamBody};
 pub use body::{BodyParams, PLUGIN_BODY_MAX};
 pub use counters::{sliding_allowance, window_start, Counters};
 pub use directory::{ConsumerInfo, Directory, OAuthClient};
@@ -116,6 +119,8 @@ pub struct AccessCtx<'a> {
     /// route asked for it ([`Plugin::wants_body`]); plugins may replace it
     /// (it is sent upstream with its new length).
     pub body: Option<bytes::Bytes>,
+    /// Hooks over this request's answer (see [`AnswerHook`]).
+    pub hooks: Vec<Box<dyn AnswerHook>>,
 }
 
 /// An answer a plugin gives instead of proxying.
@@ -168,6 +173,11 @@ pub enum Flow {
     /// Answer with what this future gives (e.g. after a token was stored);
     /// the upstream is not called.
     Pending(BoxFuture<EarlyResponse>),
+    /// Answer with this whole answer (a cached response); the upstream is
+    /// not called.
+    Answer(Box<Answer>),
+    /// Answer with what this future gives (a static file being opened).
+    PendingAnswer(BoxFuture<Answer>),
     /// Wait for this future (e.g. a key set being fetched), then run this
     /// plugin's access phase again, once, with `AccessCtx::retried` set.
     Retry(BoxFuture<()>),
@@ -180,6 +190,8 @@ impl std::fmt::Debug for Flow {
             Flow::Respond(r) => f.debug_tuple("Respond").field(r).finish(),
             Flow::Pending(_) => f.write_str("Pending"),
             Flow::Retry(_) => f.write_str("Retry"),
+            Flow::Answer(a) => f.debug_tuple("Answer").field(a).finish(),
+            Flow::PendingAnswer(_) => f.write_str("PendingAnswer"),
         }
     }
 }

@@ -215,6 +215,8 @@ pub struct PluginEnv {
     pub fetcher: Arc<dyn super::Fetcher>,
     /// TLS for connections plugins open (Redis): the trusted authorities.
     pub tls: Arc<tollgate_tls::ClientTls>,
+    /// proxy-cache's memory stores.
+    pub caches: Arc<super::cache::ProxyCaches>,
 }
 
 impl Default for PluginEnv {
@@ -225,6 +227,7 @@ impl Default for PluginEnv {
             jwks: Arc::default(),
             fetcher: Arc::new(super::NoFetch),
             tls: Arc::default(),
+            caches: Arc::default(),
         }
     }
 }

@@ -55,6 +55,9 @@ async fn serve(
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         return Ok(Response::new(full(format!("slept {ms}"))));
     }
+    if path == "/answer" || path.starts_with("/answer/") {
+        return Ok(answer(req.uri().query().unwrap_or("")).await);
+    }
     if let Some(code) = path.strip_prefix("/status/") {
         let mut r = Response::new(full(format!("status {code}")));
         *r.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500)).unwrap();
@@ -118,6 +121,83 @@ async fn serve(
     r.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     Ok(r)
+}
+
+/// `/answer?Header=Value&…`: an answer with those headers (values
+/// percent-decoded; `Content-Type` defaults to `text/plain`), after
+/// `_delay=<ms>`, with status `_status`; the body is `answer <n>` (a
+/// process-wide sequence number, so a cached copy shows an old number) or
+/// `_len=<n>` bytes of compressible text.
+async fn answer(query: &str) -> Response<Body> {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, Ordering::SeqCst) + 1;
+    let mut r = Response::new(full(Bytes::new()));
+    let mut body = format!("answer {n}").into_bytes();
+    r.headers_mut()
+        .insert("content-type", "text/plain".parse().unwrap());
+    for (k, v) in url_pairs(query) {
+        match k.as_str() {
+            "_delay" => {
+                let ms = v.parse().unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            "_status" => *r.status_mut() = StatusCode::from_u16(v.parse().unwrap()).unwrap(),
+            "_len" => {
+                let line = b"Tollgate compresses text answers; this line repeats. ";
+                let len: usize = v.parse().unwrap();
+                body = line.iter().copied().cycle().take(len).collect();
+            }
+            _ => {
+                let name = http::HeaderName::from_bytes(k.as_bytes()).unwrap();
+                if name == http::header::CONTENT_TYPE {
+                    r.headers_mut().insert(name, v.parse().unwrap());
+                } else {
+                    r.headers_mut().append(name, v.parse().unwrap());
+                }
+            }
+        }
+    }
+    let headers = std::mem::take(r.headers_mut());
+    let status = r.status();
+    let mut r = Response::new(full(body));
+    *r.headers_mut() = headers;
+    *r.status_mut() = status;
+    r
+}
+
+/// Splits a query string into percent-decoded pairs.
+pub fn url_pairs(query: &str) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'%' if i + 2 < b.len() => {
+                    let h = u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?');
+                    out.push(h);
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                c => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 fn futures_stream(
