@@ -90,6 +90,7 @@ static PLUGINS: &[PluginInfo] = &[
     plugin::<rate_limiting::RateLimitingConfig>(),
     plugin::<request_transformer::RequestTransformerConfig>(),
     plugin::<response_transformer::ResponseTransformerConfig>(),
+    plugin::<compression::CompressionConfig>(),
     plugin::<proxy_cache::ProxyCacheConfig>(),
     plugin::<prometheus::PrometheusConfig>(),
     plugin::<http_log::HttpLogConfig>(),

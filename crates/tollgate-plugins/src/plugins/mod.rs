@@ -5,6 +5,7 @@ pub mod acl;
 pub mod acme;
 pub mod basic_auth;
 pub mod bot_detection;
+pub mod compression;
 pub mod correlation_id;
 pub mod cors;
 pub mod file_log;

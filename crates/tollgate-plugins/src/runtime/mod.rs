@@ -12,6 +12,7 @@ mod body;
 pub mod cache;
 mod counters;
 mod directory;
+pub mod encoding;
 mod jwks;
 pub mod redis;
 mod tokens;

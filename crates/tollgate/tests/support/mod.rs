@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod curl;
 pub mod dns;
 pub mod gateway;
 pub mod grpc;
