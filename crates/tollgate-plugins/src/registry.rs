@@ -91,6 +91,7 @@ static PLUGINS: &[PluginInfo] = &[
     plugin::<request_transformer::RequestTransformerConfig>(),
     plugin::<response_transformer::ResponseTransformerConfig>(),
     plugin::<compression::CompressionConfig>(),
+    plugin::<static_files::StaticFilesConfig>(),
     plugin::<proxy_cache::ProxyCacheConfig>(),
     plugin::<prometheus::PrometheusConfig>(),
     plugin::<http_log::HttpLogConfig>(),

@@ -338,6 +338,8 @@ const MINIMAL: &[(&str, &str)] = &[
     ("rate-limiting", r#"{"minute": 100}"#),
     ("request-transformer", "{}"),
     ("response-transformer", "{}"),
+    ("compression", "{}"),
+    ("static-files", r#"{"root": "/srv/www"}"#),
     ("proxy-cache", "{}"),
     ("prometheus", "{}"),
     (

@@ -372,7 +372,7 @@ async fn proxy(
             &mut parts,
             conn,
             buffered,
-            captures,
+            (captures, uri.path()),
             forwarded_ip,
             unsized_body,
         ))
@@ -408,6 +408,12 @@ async fn proxy(
             if let (true, Some(v)) = (conn.tls, &entry.hsts) {
                 resp.headers_mut()
                     .insert(header::STRICT_TRANSPORT_SECURITY, v.clone());
+            }
+            if !discard_body(body).await {
+                // What follows on the connection cannot be told apart from
+                // the unread body: the client must not reuse it.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             return Ok((with_hooks(resp, hooks), trail));
         }
@@ -649,6 +655,25 @@ async fn proxy(
     Ok((with_hooks(resp, hooks), trail))
 }
 
+/// Reads and drops a request body that an early answer left unread (as
+/// nginx discards it), so the connection can serve the next request; false
+/// when it is too large, undeclared or too slow to wait for.
+async fn discard_body(body: ProxyBody) -> bool {
+    use http_body::Body as _;
+    if body.is_end_stream() {
+        return true;
+    }
+    const MAX: u64 = 64 * 1024;
+    if body.size_hint().exact().is_none_or(|n| n > MAX) {
+        return false;
+    }
+    let read = read_body(body, MAX as usize);
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(1), read).await,
+        Ok(Ok(_))
+    )
+}
+
 /// Runs the request's answer hooks over `resp` (the last registered first;
 /// see [`AnswerHook`](tollgate_plugins::runtime::AnswerHook)).
 fn with_hooks(
@@ -659,11 +684,11 @@ fn with_hooks(
     if hooks.is_empty() {
         return resp;
     }
-    let status = resp.status();
+    let mut status = resp.status();
     let mut kept = Vec::with_capacity(hooks.len());
     let mut rewrites = false;
     for mut hook in hooks.into_iter().rev() {
-        match hook.head(status, resp.headers_mut()) {
+        match hook.head(&mut status, resp.headers_mut()) {
             HookStep::Aside => {}
             HookStep::Watch => kept.push(hook),
             HookStep::Rewrite => {
@@ -672,6 +697,7 @@ fn with_hooks(
             }
         }
     }
+    *resp.status_mut() = status;
     if rewrites {
         resp.headers_mut().remove(header::CONTENT_LENGTH);
     }
@@ -716,7 +742,7 @@ async fn access_phase(
     parts: &mut http::request::Parts,
     conn: &ConnInfo,
     body: Option<Bytes>,
-    uri_captures: UriCaptureView<'_>,
+    (uri_captures, routed_path): (UriCaptureView<'_>, &str),
     forwarded_ip: Option<std::net::IpAddr>,
     unsized_body: bool,
 ) -> Access {
@@ -747,6 +773,7 @@ async fn access_phase(
         upstream_path: None,
         upstream_query: None,
         uri_captures,
+        routed_path,
         unsized_body,
         body,
         hooks: Vec::new(),

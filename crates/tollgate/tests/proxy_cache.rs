@@ -327,3 +327,22 @@ async fn memory_budget_holds_under_ten_thousand_distinct_keys() {
     assert!(entries > 100 && entries < 10_000, "{entries}");
     println!("10,000 keys: {entries} entries kept, {bytes} of {budget} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_if_error_serves_the_old_copy_instead_of_a_backend_failure() {
+    let b = Backend::start("b").await;
+    let form = "&config.cache_control=true&config.vary_query_params[]=k";
+    let (gw, c) = cached(&b, form, &[]).await;
+    let cc = "Cache-Control=max-age%3D1,%20stale-if-error%3D30";
+    let url = format!("{}/c/answer?k=1&{cc}", gw.url());
+    let old = get(&c, &url, &[]).await;
+    assert_eq!(status(&old), "Miss");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let failing = get(&c, &format!("{url}&_status=503"), &[]).await;
+    assert_eq!((failing.status, status(&failing)), (200, "Stale"));
+    assert_eq!(failing.text(), old.text());
+    // A working backend refreshes it.
+    let fresh = get(&c, &url, &[]).await;
+    assert_eq!((fresh.status, status(&fresh)), (200, "Refresh"));
+    assert_ne!(fresh.text(), old.text());
+}

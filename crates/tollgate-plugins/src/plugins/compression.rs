@@ -155,7 +155,7 @@ impl Compression {
 
 /// The client's `Accept-Encoding`: (coding, quality) pairs; `None` when
 /// the header is absent.
-fn accepted(headers: &HeaderMap) -> Option<Vec<(String, f32)>> {
+pub(crate) fn accepted(headers: &HeaderMap) -> Option<Vec<(String, f32)>> {
     let mut out = Vec::new();
     let mut any = false;
     for v in headers.get_all(header::ACCEPT_ENCODING) {
@@ -178,7 +178,7 @@ fn accepted(headers: &HeaderMap) -> Option<Vec<(String, f32)>> {
 }
 
 /// The quality the client gives `coding` (`*` counts for unnamed ones).
-fn quality(accept: &[(String, f32)], coding: &str) -> f32 {
+pub(crate) fn quality(accept: &[(String, f32)], coding: &str) -> f32 {
     let named = accept
         .iter()
         .find(|(c, _)| c == coding || (coding == "gzip" && c == "x-gzip"));
@@ -289,7 +289,8 @@ fn weaken_etag(headers: &mut HeaderMap) {
 }
 
 impl AnswerHook for Compress {
-    fn head(&mut self, status: StatusCode, headers: &mut HeaderMap) -> HookStep {
+    fn head(&mut self, status: &mut StatusCode, headers: &mut HeaderMap) -> HookStep {
+        let status = *status;
         if status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED

@@ -23,6 +23,7 @@ pub mod request_size_limiting;
 pub mod request_termination;
 pub mod request_transformer;
 pub mod response_transformer;
+pub mod static_files;
 pub mod tcp_log;
 pub mod udp_log;
 

@@ -171,6 +171,8 @@ pub struct Directives {
     pub max_stale: Option<f64>,
     /// `stale-while-revalidate`.
     pub stale_while_revalidate: Option<f64>,
+    /// `stale-if-error`.
+    pub stale_if_error: Option<f64>,
 }
 
 impl Directives {
@@ -195,6 +197,7 @@ impl Directives {
                     "min-fresh" => d.min_fresh = secs,
                     "max-stale" => d.max_stale = Some(secs.unwrap_or(f64::INFINITY)),
                     "stale-while-revalidate" => d.stale_while_revalidate = secs,
+                    "stale-if-error" => d.stale_if_error = secs,
                     _ => {}
                 }
             }
@@ -390,8 +393,9 @@ impl Settings {
             .all(|(name, v)| headers.get(name) == v.as_ref())
     }
 
-    /// Seconds a response stays fresh, or None when it may not be stored.
-    fn response_ttl(&self, status: StatusCode, headers: &HeaderMap) -> Option<(f64, f64)> {
+    /// Seconds a response stays fresh, with its stale-while-revalidate and
+    /// stale-if-error windows; None when it may not be stored.
+    fn response_ttl(&self, status: StatusCode, headers: &HeaderMap) -> Option<(f64, f64, f64)> {
         if !self.config.response_code.contains(&status.as_u16()) {
             return None;
         }
@@ -404,7 +408,7 @@ impl Settings {
             return None;
         }
         if !self.config.cache_control {
-            return Some((self.config.cache_ttl as f64, 0.0));
+            return Some((self.config.cache_ttl as f64, 0.0, 0.0));
         }
         let d = Directives::parse(headers);
         if d.no_store || d.private || d.no_cache {
@@ -423,7 +427,11 @@ impl Settings {
             Some(at - self.store.now())
         });
         let ttl = ttl.unwrap_or(self.config.cache_ttl as f64);
-        (ttl > 0.0).then_some((ttl, d.stale_while_revalidate.unwrap_or(0.0)))
+        (ttl > 0.0).then_some((
+            ttl,
+            d.stale_while_revalidate.unwrap_or(0.0),
+            d.stale_if_error.unwrap_or(0.0),
+        ))
     }
 }
 
@@ -467,6 +475,7 @@ impl crate::runtime::Plugin for ProxyCache {
             .get(&key)
             .filter(|e| Settings::varies_alike(e, ctx.headers));
         let mut stale = None;
+        let mut fallback = None;
         let refresh = found.is_some();
         if let Some(e) = found {
             let age = e.age(now);
@@ -482,6 +491,9 @@ impl crate::runtime::Plugin for ProxyCache {
             }
             if fresh {
                 return Flow::Answer(Box::new(s.serve(&e, &key, "Hit", now)));
+            }
+            if age <= e.ttl + e.stale_if_error {
+                fallback = Some(e.clone());
             }
             if age <= e.ttl + e.stale_while_revalidate {
                 stale = Some(e);
@@ -524,6 +536,8 @@ impl crate::runtime::Plugin for ProxyCache {
                 s: self.s.clone(),
                 guard: Some(guard),
                 head: ctx.method == Method::HEAD,
+                fallback: fallback.map(|e| (e, key.clone())),
+                replacing: None,
                 request,
                 added,
                 entry: None,
@@ -541,6 +555,10 @@ struct CacheFill {
     guard: Option<FillGuard>,
     /// A HEAD request: its answer has no body to wait for.
     head: bool,
+    /// A stale entry (and its key) that may replace a backend's 5xx.
+    fallback: Option<(Arc<CachedAnswer>, Arc<str>)>,
+    /// The body of the stale entry sent instead of the backend's.
+    replacing: Option<Bytes>,
     /// The request's headers, for the answer's `Vary`.
     request: HeaderMap,
     /// Headers the access phase added (not stored: made per request).
@@ -558,8 +576,20 @@ impl CacheFill {
 }
 
 impl AnswerHook for CacheFill {
-    fn head(&mut self, status: StatusCode, headers: &mut HeaderMap) -> HookStep {
-        let Some((ttl, swr)) = self.s.response_ttl(status, headers) else {
+    fn head(&mut self, status: &mut StatusCode, headers: &mut HeaderMap) -> HookStep {
+        if status.is_server_error() {
+            if let Some((e, key)) = self.fallback.take() {
+                // stale-if-error: the stale copy instead of the failure.
+                let answer = self.s.serve(&e, &key, "Stale", self.s.store.now());
+                *status = answer.status;
+                *headers = answer.headers;
+                self.replacing = Some(e.body.clone());
+                self.abandon();
+                return HookStep::Rewrite;
+            }
+        }
+        let status = *status;
+        let Some((ttl, swr, sie)) = self.s.response_ttl(status, headers) else {
             if self.s.config.response_headers.x_cache_status {
                 headers.insert(X_CACHE_STATUS, HeaderValue::from_static("Bypass"));
             }
@@ -584,7 +614,7 @@ impl AnswerHook for CacheFill {
             Some(t) if t > 0 => t as f64,
             // Kept a minute past staleness, so a later request refreshes
             // it (Refresh) rather than missing.
-            _ => ttl + swr + 60.0,
+            _ => ttl + swr.max(sie) + 60.0,
         };
         self.entry = Some(CachedAnswer {
             status,
@@ -593,6 +623,7 @@ impl AnswerHook for CacheFill {
             stored_at: self.s.store.now(),
             ttl,
             stale_while_revalidate: swr,
+            stale_if_error: sie,
             vary,
             storage_ttl,
         });
@@ -606,6 +637,9 @@ impl AnswerHook for CacheFill {
     }
 
     fn data(&mut self, chunk: Bytes) -> Bytes {
+        if self.replacing.is_some() {
+            return Bytes::new();
+        }
         if self.entry.is_some() {
             if self.body.len() + chunk.len() > self.s.store.max_body() {
                 self.abandon();
@@ -617,6 +651,9 @@ impl AnswerHook for CacheFill {
     }
 
     fn finish(&mut self) -> Bytes {
+        if let Some(body) = self.replacing.take() {
+            return body;
+        }
         if let (Some(mut entry), Some(guard)) = (self.entry.take(), self.guard.take()) {
             entry.body = std::mem::take(&mut self.body).freeze();
             guard.store().put(guard.key().clone(), entry);

@@ -57,8 +57,10 @@ pub enum HookStep {
 /// stored or served). Dropped without [`finish`](AnswerHook::finish) when
 /// the answer was cut short.
 pub trait AnswerHook: Send + std::fmt::Debug {
-    /// Sees the status and headers about to be sent; may change the headers.
-    fn head(&mut self, status: StatusCode, headers: &mut HeaderMap) -> HookStep;
+    /// Sees the status and headers about to be sent; may change both (a
+    /// hook that replaces the answer, e.g. with a stale cached copy, then
+    /// returns [`HookStep::Rewrite`] and gives its own body).
+    fn head(&mut self, status: &mut StatusCode, headers: &mut HeaderMap) -> HookStep;
     /// A piece of the body; returns what goes on.
     fn data(&mut self, chunk: Bytes) -> Bytes;
     /// The body ended; returns its last bytes.

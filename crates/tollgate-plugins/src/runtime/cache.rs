@@ -56,6 +56,9 @@ pub struct CachedAnswer {
     /// Seconds past `ttl` it may still be served while one request
     /// refreshes it (`stale-while-revalidate`).
     pub stale_while_revalidate: f64,
+    /// Seconds past `ttl` it may be served instead of a backend's 5xx
+    /// (`stale-if-error`).
+    pub stale_if_error: f64,
     /// Request headers the answer varies on, with the request's values.
     pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
     /// Seconds it is kept in storage.
@@ -312,6 +315,7 @@ mod tests {
             stored_at: now,
             ttl,
             stale_while_revalidate: 0.0,
+            stale_if_error: 0.0,
             vary: Vec::new(),
             storage_ttl: 3600.0,
         }

@@ -13,6 +13,7 @@ pub mod cache;
 mod counters;
 mod directory;
 pub mod encoding;
+pub mod file_body;
 mod jwks;
 pub mod redis;
 mod tokens;
@@ -113,6 +114,10 @@ pub struct AccessCtx<'a> {
     pub upstream_query: Option<String>,
     /// The route's path-regex captures (empty for prefix paths).
     pub uri_captures: UriCaptureView<'a>,
+    /// The path as routed: after the route's `strip_path` and joined to the
+    /// service's path (what the backend would be asked for; static files
+    /// map it under their root).
+    pub routed_path: &'a str,
     /// Whether a body of undeclared length follows (chunked, or HTTP/2
     /// without `Content-Length`).
     pub unsized_body: bool,
