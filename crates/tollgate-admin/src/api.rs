@@ -261,22 +261,23 @@ impl AdminApi {
             (None, &Method::GET) => {
                 let data: Vec<Value> = stores
                     .iter()
-                    .map(|(name, s)| {
+                    .map(|(name, disk, s)| {
                         let (entries, bytes, budget) = s.usage();
-                        json!({ "dictionary_name": name, "entries": entries, "bytes": bytes, "budget": budget })
+                        let strategy = if *disk { "disk" } else { "memory" };
+                        json!({ "dictionary_name": name, "strategy": strategy, "entries": entries, "bytes": bytes, "budget": budget })
                     })
                     .collect();
                 Ok((StatusCode::OK, json!({ "data": data })))
             }
             (None, &Method::DELETE) => {
-                for (_, s) in &stores {
+                for (_, _, s) in &stores {
                     s.purge_all();
                 }
                 Ok((StatusCode::NO_CONTENT, Value::Null))
             }
             (Some(key), &Method::GET) => {
                 let now = tollgate_plugins::runtime::epoch_secs() as f64;
-                let found = stores.iter().find_map(|(_, s)| s.get(key));
+                let found = stores.iter().find_map(|(_, _, s)| s.get(key));
                 let e = found.ok_or(AdminError::NotFound)?;
                 let headers: Map<String, Value> = e
                     .headers
@@ -289,7 +290,7 @@ impl AdminApi {
                         "key": key,
                         "status": e.status.as_u16(),
                         "headers": headers,
-                        "body_len": e.body.len(),
+                        "body_len": e.body_len(),
                         "timestamp": e.stored_at as i64,
                         "ttl": e.ttl,
                         "age": e.age(now) as i64,
@@ -298,7 +299,7 @@ impl AdminApi {
             }
             (Some(key), &Method::DELETE) => {
                 let mut any = false;
-                for (_, s) in &stores {
+                for (_, _, s) in &stores {
                     any |= s.purge(key);
                 }
                 if any {

@@ -94,6 +94,8 @@ pub struct Settings {
     /// Bytes each proxy-cache memory store may hold (Kong's
     /// `mem_cache_size`: `128m`, with `k`/`m`/`g` suffixes).
     pub mem_cache_size: u64,
+    /// Bytes of bodies each proxy-cache disk store may hold (`1g`).
+    pub proxy_cache_disk_size: u64,
 }
 
 /// A setting that cannot be accepted; names the source and the setting.
@@ -173,6 +175,7 @@ const NAMES: &[&str] = &[
     "dns_error_ttl",
     "dns_not_found_ttl",
     "mem_cache_size",
+    "proxy_cache_disk_size",
 ];
 
 impl Settings {
@@ -419,6 +422,7 @@ impl Settings {
                 )? as u64),
             },
             mem_cache_size: parse_size(&get("mem_cache_size", "128m"))?,
+            proxy_cache_disk_size: parse_size(&get("proxy_cache_disk_size", "1g"))?,
         })
     }
 }

@@ -60,10 +60,16 @@ pub fn plugin_env(settings: &Settings) -> anyhow::Result<PluginEnv> {
             ..Default::default()
         }),
         tls,
-        caches: Arc::new(tollgate_plugins::runtime::cache::ProxyCaches::new(
-            settings.mem_cache_size,
-            Arc::new(tollgate_plugins::runtime::cache::SystemClock),
-        )),
+        caches: Arc::new(
+            tollgate_plugins::runtime::cache::ProxyCaches::new(
+                settings.mem_cache_size,
+                Arc::new(tollgate_plugins::runtime::cache::SystemClock),
+            )
+            .with_disk(
+                settings.prefix.join("proxy-cache"),
+                settings.proxy_cache_disk_size,
+            ),
+        ),
         ..PluginEnv::default()
     };
     if settings.database == Database::Off {

@@ -17,7 +17,11 @@ use support::gateway::Gateway;
 async fn cached(backend: &Backend, form: &str, env: &[(&str, &str)]) -> (Gateway, HttpClient) {
     let gw = Gateway::start_sqlite(env);
     let c = http1();
-    let plugin = format!("name=proxy-cache&config.strategy=memory{form}");
+    let plugin = if form.contains("config.strategy") {
+        format!("name=proxy-cache{form}")
+    } else {
+        format!("name=proxy-cache&config.strategy=memory{form}")
+    };
     admin_service_with_plugin(&c, &gw.admin_url(), &backend.url(), "/c", &plugin).await;
     (gw, c)
 }
@@ -345,4 +349,85 @@ async fn stale_if_error_serves_the_old_copy_instead_of_a_backend_failure() {
     let fresh = get(&c, &url, &[]).await;
     assert_eq!((fresh.status, status(&fresh)), (200, "Refresh"));
     assert_ne!(fresh.text(), old.text());
+}
+
+/// The files of the disk strategy's default store.
+fn disk_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
+    let dir = gw.dir.join("prefix/proxy-cache/kong_db_cache");
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_disk_strategy_keeps_bodies_in_files_within_its_budget() {
+    let b = Backend::start("b").await;
+    let env = [("TOLLGATE_PROXY_CACHE_DISK_SIZE", "4m")];
+    let (gw, c) = cached(&b, "&config.strategy=disk", &env).await;
+    let url = format!("{}/c/answer?_len=300000", gw.url());
+    let miss = get(&c, &url, &[]).await;
+    assert_eq!(status(&miss), "Miss");
+    support::eventually("the body is written", Duration::from_secs(5), || async {
+        !disk_files(&gw).is_empty()
+    })
+    .await;
+    let files = disk_files(&gw);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().len(), 300_000);
+    // A hit streams the file (larger than one read).
+    let hit = get(&c, &url, &[]).await;
+    assert_eq!(status(&hit), "Hit");
+    assert!(hit.body == miss.body);
+    assert_eq!(hit.header("content-length"), Some("300000"));
+    assert_eq!(b.hits.load(Ordering::SeqCst), 1);
+
+    // 60 answers of 100 KB in a 4 MB store: older files are removed.
+    for i in 0..60 {
+        let g = get(&c, &format!("{}/c/answer?_len=100000&i={i}", gw.url()), &[]).await;
+        assert_eq!(g.status, 200);
+    }
+    let usage = get(&c, &format!("{}/proxy-cache", gw.admin_url()), &[]).await;
+    let store = &usage.json()["data"][0];
+    assert_eq!(store["strategy"], "disk");
+    assert!(store["bytes"].as_u64().unwrap() <= 4 << 20, "{store}");
+    support::eventually(
+        "evicted files are removed",
+        Duration::from_secs(5),
+        || async {
+            let on_disk: u64 = disk_files(&gw)
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum();
+            if on_disk > 4 << 20 {
+                let u = get(&c, &format!("{}/proxy-cache", gw.admin_url()), &[]).await;
+                println!(
+                    "{} files, {on_disk} bytes; index {}",
+                    disk_files(&gw).len(),
+                    u.text()
+                );
+            }
+            on_disk <= 4 << 20
+        },
+    )
+    .await;
+
+    // A purge removes the files.
+    let all = send(
+        &c,
+        "DELETE",
+        &format!("{}/proxy-cache", gw.admin_url()),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(all.status, 204);
+    support::eventually(
+        "purged files are removed",
+        Duration::from_secs(5),
+        || async { disk_files(&gw).is_empty() },
+    )
+    .await;
 }

@@ -103,7 +103,8 @@ impl PluginSchema for ProxyCacheConfig {
         env: &crate::runtime::PluginEnv,
     ) -> Option<std::sync::Arc<dyn crate::runtime::Plugin>> {
         let config: ProxyCacheConfig = serde_json::from_value(plugin.config.clone()).ok()?;
-        let store = env.caches.store(&config.memory.dictionary_name);
+        let disk = config.strategy == "disk";
+        let store = env.caches.store(&config.memory.dictionary_name, disk)?;
         Some(std::sync::Arc::new(ProxyCache::new(
             config, plugin.id, store,
         )))
@@ -122,7 +123,7 @@ impl PluginSchema for ProxyCacheConfig {
         ),
         field("content_type", STRINGS),
         field("cache_ttl", Ty::Int(Bound::Gt(0.0))),
-        field("strategy", Ty::OneOf(&["memory"])),
+        field("strategy", Ty::OneOf(&["memory", "disk"])),
         field("cache_control", Ty::Bool),
         field("ignore_uri_case", Ty::Bool),
         field("storage_ttl", Ty::Int(Bound::Any)),
@@ -141,6 +142,7 @@ impl PluginSchema for ProxyCacheConfig {
 }
 
 use crate::runtime::cache::{CacheStore, CachedAnswer, Fill, FillGuard, FILL_WAIT};
+use crate::runtime::file_body::{read_now, FileBody, Segment, CHUNK};
 use crate::runtime::{AccessCtx, Answer, AnswerBody, AnswerHook, Flow, HookStep};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -363,8 +365,30 @@ impl Settings {
         }
     }
 
-    /// The stored answer, as sent to a client.
-    fn serve(&self, entry: &CachedAnswer, key: &str, status: &'static str, now: f64) -> Answer {
+    /// The stored answer, as sent to a client (`None` when its file is
+    /// gone).
+    fn serve(
+        &self,
+        entry: &CachedAnswer,
+        key: &str,
+        status: &'static str,
+        now: f64,
+    ) -> Option<Answer> {
+        let body = match &entry.disk {
+            None => AnswerBody::Bytes(entry.body.clone()),
+            Some(d) => {
+                let file = std::fs::File::open(&d.path).ok()?;
+                let whole = vec![Segment::File {
+                    offset: 0,
+                    len: d.len,
+                }];
+                if d.len <= CHUNK as u64 {
+                    AnswerBody::Bytes(read_now(&file, &whole).ok()?)
+                } else {
+                    AnswerBody::Stream(Box::pin(FileBody::spawn(file, whole)))
+                }
+            }
+        };
         let mut headers = entry.headers.clone();
         if self.config.response_headers.age {
             headers.insert(header::AGE, HeaderValue::from(entry.age(now) as u64));
@@ -377,11 +401,11 @@ impl Settings {
                 headers.insert(X_CACHE_KEY, v);
             }
         }
-        Answer {
+        Some(Answer {
             status: entry.status,
             headers,
-            body: AnswerBody::Bytes(entry.body.clone()),
-        }
+            body,
+        })
     }
 
     /// Whether a stored answer was made for a request like this one (its
@@ -490,7 +514,9 @@ impl crate::runtime::Plugin for ProxyCache {
                 }
             }
             if fresh {
-                return Flow::Answer(Box::new(s.serve(&e, &key, "Hit", now)));
+                if let Some(answer) = s.serve(&e, &key, "Hit", now) {
+                    return Flow::Answer(Box::new(answer));
+                }
             }
             if age <= e.ttl + e.stale_if_error {
                 fallback = Some(e.clone());
@@ -514,7 +540,9 @@ impl crate::runtime::Plugin for ProxyCache {
             Fill::Wait(mut done) if !ctx.retried => {
                 if let Some(e) = stale {
                     // Another request is refreshing it: serve what we have.
-                    return Flow::Answer(Box::new(s.serve(&e, &key, "Stale", now)));
+                    if let Some(answer) = s.serve(&e, &key, "Stale", now) {
+                        return Flow::Answer(Box::new(answer));
+                    }
                 }
                 return Flow::Retry(Box::pin(async move {
                     let _ = tokio::time::timeout(FILL_WAIT, done.changed()).await;
@@ -578,12 +606,20 @@ impl CacheFill {
 impl AnswerHook for CacheFill {
     fn head(&mut self, status: &mut StatusCode, headers: &mut HeaderMap) -> HookStep {
         if status.is_server_error() {
-            if let Some((e, key)) = self.fallback.take() {
-                // stale-if-error: the stale copy instead of the failure.
-                let answer = self.s.serve(&e, &key, "Stale", self.s.store.now());
-                *status = answer.status;
-                *headers = answer.headers;
-                self.replacing = Some(e.body.clone());
+            // stale-if-error: the stale copy instead of the failure (from
+            // disk only when it is small enough to read at once).
+            let stale = self.fallback.take().and_then(|(e, key)| {
+                let answer = self.s.serve(&e, &key, "Stale", self.s.store.now())?;
+                let body = match answer.body {
+                    AnswerBody::Bytes(b) => b,
+                    AnswerBody::Stream(_) => return None,
+                };
+                Some((answer.status, answer.headers, body))
+            });
+            if let Some((stale_status, stale_headers, body)) = stale {
+                *status = stale_status;
+                *headers = stale_headers;
+                self.replacing = Some(body);
                 self.abandon();
                 return HookStep::Rewrite;
             }
@@ -620,6 +656,7 @@ impl AnswerHook for CacheFill {
             status,
             headers: stored,
             body: Bytes::new(),
+            disk: None,
             stored_at: self.s.store.now(),
             ttl,
             stale_while_revalidate: swr,
@@ -654,9 +691,10 @@ impl AnswerHook for CacheFill {
         if let Some(body) = self.replacing.take() {
             return body;
         }
-        if let (Some(mut entry), Some(guard)) = (self.entry.take(), self.guard.take()) {
-            entry.body = std::mem::take(&mut self.body).freeze();
-            guard.store().put(guard.key().clone(), entry);
+        if let (Some(entry), Some(guard)) = (self.entry.take(), self.guard.take()) {
+            let body = std::mem::take(&mut self.body).freeze();
+            let store = guard.store().clone();
+            store.store(guard, entry, body);
         }
         Bytes::new()
     }

@@ -7,10 +7,18 @@
 //! survive configuration changes as Kong's shared dictionary does.
 //! Freshness is decided by the plugin with the store's [`Clock`], which tests
 //! can move by hand.
+//!
+//! The disk strategy (beyond Kong) keeps the same index in memory but each
+//! body in a file under the node's prefix (`proxy-cache/<dictionary>/`),
+//! weighed against its own budget; a file is removed when its entry is
+//! evicted, purged or replaced and no request is still reading it. The
+//! folder is emptied when the node starts.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +48,25 @@ impl Clock for SystemClock {
     }
 }
 
+/// The default size of each disk store (`proxy_cache_disk_size`, 1g).
+pub const DEFAULT_DISK_BUDGET: u64 = 1024 * 1024 * 1024;
+
+/// A stored body kept in a file (the disk strategy). The file goes when
+/// the last holder of its entry lets it go.
+#[derive(Debug)]
+pub struct DiskBody {
+    /// The file.
+    pub path: PathBuf,
+    /// Its length.
+    pub len: u64,
+}
+
+impl Drop for DiskBody {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// One stored answer.
 #[derive(Debug)]
 pub struct CachedAnswer {
@@ -47,8 +74,10 @@ pub struct CachedAnswer {
     pub status: StatusCode,
     /// Headers as the backend sent them (no cache headers of ours).
     pub headers: HeaderMap,
-    /// Body.
+    /// Body (empty when it is on disk).
     pub body: Bytes,
+    /// The body's file, for the disk strategy.
+    pub disk: Option<DiskBody>,
     /// When it was stored.
     pub stored_at: f64,
     /// Seconds it is fresh for.
@@ -73,8 +102,13 @@ impl CachedAnswer {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 32)
             .sum();
-        let total = self.body.len() + headers + 128;
+        let total = self.body_len() + headers as u64 + 128;
         u32::try_from(total).unwrap_or(u32::MAX)
+    }
+
+    /// The body's length, in memory or on disk.
+    pub fn body_len(&self) -> u64 {
+        self.body.len() as u64 + self.disk.as_ref().map_or(0, |d| d.len)
     }
 
     /// Seconds since it was stored.
@@ -150,6 +184,10 @@ pub struct CacheStore {
     fills: Mutex<HashMap<Arc<str>, tokio::sync::watch::Sender<()>>>,
     budget: u64,
     clock: Arc<dyn Clock>,
+    /// The folder of the disk strategy's files.
+    dir: Option<PathBuf>,
+    /// Numbers the files (a replaced entry's file stays until read).
+    seq: AtomicU64,
 }
 
 impl std::fmt::Debug for CacheStore {
@@ -163,6 +201,23 @@ impl std::fmt::Debug for CacheStore {
 impl CacheStore {
     /// An empty store holding at most `budget` bytes.
     pub fn new(budget: u64, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Self::build(budget, clock, None)
+    }
+
+    /// An empty disk store: bodies in files under `dir` (made, or emptied
+    /// of what an earlier run left), at most `budget` bytes of them.
+    pub fn on_disk(budget: u64, clock: Arc<dyn Clock>, dir: &Path) -> std::io::Result<Arc<Self>> {
+        std::fs::create_dir_all(dir)?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(Self::build(budget, clock, Some(dir.to_owned())))
+    }
+
+    fn build(budget: u64, clock: Arc<dyn Clock>, dir: Option<PathBuf>) -> Arc<Self> {
         let entries = moka::sync::Cache::builder()
             .max_capacity(budget)
             .weigher(|_k: &Arc<str>, v: &Arc<CachedAnswer>| v.weight())
@@ -173,7 +228,47 @@ impl CacheStore {
             fills: Mutex::new(HashMap::new()),
             budget,
             clock,
+            dir,
+            seq: AtomicU64::new(0),
         })
+    }
+
+    /// Whether bodies are kept in files.
+    pub fn is_disk(&self) -> bool {
+        self.dir.is_some()
+    }
+
+    /// Stores `answer` with `body` under the fill's key, then ends the fill
+    /// (`guard`). A disk store writes the file on the blocking pool first.
+    pub fn store(self: &Arc<Self>, guard: FillGuard, mut answer: CachedAnswer, body: Bytes) {
+        let Some(dir) = self.dir.clone() else {
+            answer.body = body;
+            self.put(guard.key.clone(), answer);
+            return;
+        };
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = dir.join(format!("{}.{n}", guard.key));
+            let tmp = dir.join(format!("{}.{n}.tmp", guard.key));
+            let written = std::fs::write(&tmp, &body).and_then(|_| std::fs::rename(&tmp, &path));
+            match written {
+                Ok(()) => {
+                    answer.disk = Some(DiskBody {
+                        path,
+                        len: body.len() as u64,
+                    });
+                    store.put(guard.key.clone(), answer);
+                    // Evict now, so files beyond the budget go at once.
+                    store.entries.run_pending_tasks();
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    tracing::warn!("proxy-cache: could not write {}: {e}", tmp.display());
+                }
+            }
+            drop(guard);
+        });
     }
 
     /// Now, by this store's clock.
@@ -198,12 +293,19 @@ impl CacheStore {
 
     /// Removes one entry; whether it was there.
     pub fn purge(&self, key: &str) -> bool {
-        self.entries.remove(key).is_some()
+        let found = self.entries.remove(key).is_some();
+        self.entries.run_pending_tasks();
+        found
     }
 
     /// Removes every entry.
     pub fn purge_all(&self) {
-        self.entries.invalidate_all();
+        // One by one: `invalidate_all` leaves the values (and a disk
+        // store's files) to later housekeeping.
+        let keys: Vec<Arc<str>> = self.entries.iter().map(|(k, _)| (*k).clone()).collect();
+        for k in keys {
+            self.entries.invalidate(&k);
+        }
         self.entries.run_pending_tasks();
     }
 
@@ -244,12 +346,14 @@ impl CacheStore {
     }
 }
 
-/// The node's proxy-cache stores, by `memory.dictionary_name`.
+/// The node's proxy-cache stores, by strategy and `memory.dictionary_name`.
 #[derive(Debug)]
 pub struct ProxyCaches {
     budget: u64,
     clock: Arc<dyn Clock>,
-    stores: Mutex<HashMap<String, Arc<CacheStore>>>,
+    /// The disk strategy's folder and budget.
+    disk: Option<(PathBuf, u64)>,
+    stores: Mutex<HashMap<(bool, String), Arc<CacheStore>>>,
 }
 
 impl Default for ProxyCaches {
@@ -264,30 +368,59 @@ impl ProxyCaches {
         ProxyCaches {
             budget,
             clock,
+            disk: None,
             stores: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The store named `name`, made on first use.
-    pub fn store(&self, name: &str) -> Arc<CacheStore> {
+    /// Enables the disk strategy: files under `dir/<dictionary>/`, at most
+    /// `budget` bytes per store.
+    pub fn with_disk(mut self, dir: PathBuf, budget: u64) -> Self {
+        self.disk = Some((dir, budget));
+        self
+    }
+
+    /// The store named `name` (on disk when `disk`), made on first use;
+    /// `None` when a disk store cannot be made (logged).
+    pub fn store(&self, name: &str, disk: bool) -> Option<Arc<CacheStore>> {
         let mut stores = match self.stores.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        stores
-            .entry(name.to_owned())
-            .or_insert_with(|| CacheStore::new(self.budget, self.clock.clone()))
-            .clone()
+        if let Some(s) = stores.get(&(disk, name.to_owned())) {
+            return Some(s.clone());
+        }
+        let store = if disk {
+            let Some((dir, budget)) = &self.disk else {
+                tracing::error!("proxy-cache: the disk strategy has no folder on this node");
+                return None;
+            };
+            let dir = dir.join(name.replace(['/', '\\', '.'], "_"));
+            match CacheStore::on_disk(*budget, self.clock.clone(), &dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("proxy-cache: cannot use {}: {e}", dir.display());
+                    return None;
+                }
+            }
+        } else {
+            CacheStore::new(self.budget, self.clock.clone())
+        };
+        stores.insert((disk, name.to_owned()), store.clone());
+        Some(store)
     }
 
-    /// Every store made so far, by name.
-    pub fn all(&self) -> Vec<(String, Arc<CacheStore>)> {
+    /// Every store made so far: (name, on disk, store).
+    pub fn all(&self) -> Vec<(String, bool, Arc<CacheStore>)> {
         let stores = match self.stores.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut v: Vec<_> = stores.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut v: Vec<_> = stores
+            .iter()
+            .map(|((disk, name), s)| (name.clone(), *disk, s.clone()))
+            .collect();
+        v.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         v
     }
 }
@@ -312,6 +445,7 @@ mod tests {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Bytes::from_static(body),
+            disk: None,
             stored_at: now,
             ttl,
             stale_while_revalidate: 0.0,
