@@ -2,7 +2,7 @@
 # Tollgate vs nginx: cache hits, small static files, and gzip'd answers.
 #
 # One nginx backend (one worker, CPU 1, with wrk) answers /data (a small
-# text answer) and /text (8 KiB of text). Each proxy (one worker, CPU 0):
+# text answer) and /text (7.5 KiB of text). Each proxy (one worker, CPU 0):
 # - cache:  nginx `proxy_cache` (valid 10m) vs tollgate proxy-cache (memory);
 #           every measured request is a hit;
 # - static: a 512-byte file, nginx `alias` vs tollgate static-files;
@@ -40,22 +40,24 @@ TICK=$(getconf CLK_TCK)
 B=18790 NGINX_PORT=18781 TG_PORT=18782
 mkdir -p "$WORK/backend" "$WORK/proxy" "$WORK/www" "$WORK/cache"
 head -c 512 /dev/zero | tr '\0' 's' >"$WORK/www/small.txt"
-TEXT=$(for i in $(seq 160); do printf 'line %03d of a text answer that compresses well. ' "$i"; done | head -c 8192)
+for i in $(seq 160); do printf 'line %03d of a text answer that compresses well. ' "$i"; done | head -c 8192 >"$WORK/backend/text.txt"
 cat >"$WORK/backend/nginx.conf" <<CONF
-worker_processes 1; daemon off; error_log $WORK/backend/error.log; pid $WORK/backend/nginx.pid;
+user root; worker_processes 1; daemon off; error_log $WORK/backend/error.log; pid $WORK/backend/nginx.pid;
 events { worker_connections 4096; }
 http {
   access_log off; keepalive_requests 1000000; default_type text/plain;
   server { listen 127.0.0.1:$B;
            location /data { return 200 "a small answer worth caching\n"; }
-           location /text { return 200 "$TEXT"; } }
+           location = /text { alias $WORK/backend/text.txt; } }
 }
 CONF
 taskset -c 1 "$NGINX" -p "$WORK/backend" -c "$WORK/backend/nginx.conf" 2>/dev/null & PIDS+=($!)
 wait_port $B
 
+# nginx's workers run as root (as the backend's) so they can read the files
+# and the cache folder under the private mktemp folder.
 cat >"$WORK/proxy/nginx.conf" <<CONF
-worker_processes 1; daemon off; error_log $WORK/proxy/error.log; pid $WORK/proxy/nginx.pid;
+user root; worker_processes 1; daemon off; error_log $WORK/proxy/error.log; pid $WORK/proxy/nginx.pid;
 events { worker_connections 4096; }
 http {
   access_log off; keepalive_requests 1000000; sendfile on; tcp_nopush on;
@@ -102,10 +104,11 @@ wait_port $TG_PORT
 for port in $NGINX_PORT $TG_PORT; do
   curl -s -o /dev/null "http://127.0.0.1:$port/cache"
   [ "$(curl -s "http://127.0.0.1:$port/static/small.txt" | wc -c)" = 512 ] || { echo "static on $port broken" >&2; exit 1; }
-  curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/gzip" | grep -qi '^content-encoding: gzip' \
-    || { echo "gzip on $port broken" >&2; exit 1; }
+  head=$(curl -s -D - -o /dev/null -H 'Accept-Encoding: gzip' "http://127.0.0.1:$port/gzip")
+  grep -qi '^content-encoding: gzip' <<<"$head" || { echo "gzip on $port broken: $head" >&2; exit 1; }
 done
-curl -s -D - -o /dev/null "http://127.0.0.1:$TG_PORT/cache" | grep -qi '^x-cache-status: hit' || { echo "tollgate cache not hit" >&2; exit 1; }
+head=$(curl -s -D - -o /dev/null "http://127.0.0.1:$TG_PORT/cache")
+grep -qi '^x-cache-status: hit' <<<"$head" || { echo "tollgate cache not hit" >&2; exit 1; }
 
 cat >"$WORK/gzip.lua" <<'LUA'
 wrk.headers["Accept-Encoding"] = "gzip"
@@ -130,7 +133,7 @@ without_section "$TITLE" >"$WORK/md"
   echo
   echo "Produced by \`bench/caching.sh\` ($(date -u +%Y-%m-%d), ${DURATION}s × ${ROUNDS} interleaved rounds, ${CONNS} connections, median)."
   echo "nginx backend (one worker, CPU 1, with wrk); each proxy one worker on CPU 0. Cache: every request a hit"
-  echo "(nginx proxy_cache on disk/page cache, tollgate proxy-cache memory). Static: a 512-byte file. Gzip: 8 KiB of text, level 1."
+  echo "(nginx proxy_cache on disk/page cache, tollgate proxy-cache memory). Static: a 512-byte file. Gzip: 7.5 KiB of text, level 1."
   echo
   echo "| scenario | nginx req/s | tollgate req/s | req/s ratio | p99 ratio | CPU/req ratio | target |"
   echo "|---|---:|---:|---:|---:|---:|---|"

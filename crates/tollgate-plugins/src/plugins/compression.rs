@@ -343,7 +343,7 @@ impl AnswerHook for Compress {
         let Some(coding) = self.choice.filter(|_| !no_transform) else {
             return HookStep::Aside;
         };
-        let Ok(encoder) = Transcoder::encoder(coding, self.s.levels) else {
+        let Ok(encoder) = Transcoder::encoder(coding, self.s.levels, length) else {
             return HookStep::Aside;
         };
         headers.insert(

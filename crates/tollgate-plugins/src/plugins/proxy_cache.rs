@@ -722,6 +722,93 @@ mod tests {
         assert!(d.no_cache && !d.no_store);
     }
 
+    /// A clock moved by hand.
+    #[derive(Debug, Default)]
+    struct HandClock(std::sync::Mutex<f64>);
+
+    impl crate::runtime::cache::Clock for HandClock {
+        fn now(&self) -> f64 {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    type Ran = (
+        Flow,
+        Vec<(HeaderName, HeaderValue)>,
+        Vec<Box<dyn AnswerHook>>,
+    );
+
+    /// Runs the access phase for `GET /x?a=1`.
+    fn access(p: &ProxyCache, headers: &mut HeaderMap) -> Ran {
+        use crate::runtime::Plugin as _;
+        let method = Method::GET;
+        let uri: http::Uri = "/x?a=1".parse().unwrap();
+        let mut ctx = AccessCtx {
+            method: &method,
+            uri: &uri,
+            headers,
+            client_ip: [127, 0, 0, 1].into(),
+            client_ip_text: "127.0.0.1",
+            tls: false,
+            trusted_client: false,
+            client_certs: None,
+            retried: false,
+            identity: None,
+            service: None,
+            response_headers: Vec::new(),
+            strip_query_args: Vec::new(),
+            body_limit: None,
+            scratch: None,
+            upstream_method: None,
+            upstream_path: None,
+            upstream_query: None,
+            uri_captures: crate::runtime::UriCaptureView::default(),
+            routed_path: "/x",
+            unsized_body: false,
+            body: None,
+            hooks: Vec::new(),
+        };
+        let flow = p.access(&mut ctx);
+        (flow, ctx.response_headers, ctx.hooks)
+    }
+
+    #[test]
+    fn entries_turn_stale_when_the_clock_passes_cache_ttl() {
+        let clock = Arc::new(HandClock::default());
+        *clock.0.lock().unwrap() = 1000.0;
+        let store = CacheStore::new(1 << 20, clock.clone());
+        let config = ProxyCacheConfig {
+            cache_ttl: 30,
+            ..Default::default()
+        };
+        let p = ProxyCache::new(config, uuid::Uuid::nil(), store);
+        let mut h = HeaderMap::new();
+        let (flow, headers, mut hooks) = access(&p, &mut h);
+        assert!(matches!(flow, Flow::Continue));
+        assert_eq!(headers[0].1, "Miss");
+        // The backend's answer fills the entry.
+        let mut status = StatusCode::OK;
+        let mut answer = HeaderMap::new();
+        answer.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let mut hook = hooks.pop().unwrap();
+        assert_eq!(hook.head(&mut status, &mut answer), HookStep::Watch);
+        hook.data(Bytes::from_static(b"body"));
+        hook.finish();
+        drop(hook);
+        // 29 s later: a hit, 29 s old.
+        *clock.0.lock().unwrap() += 29.0;
+        let Flow::Answer(a) = access(&p, &mut h).0 else {
+            panic!("not a hit")
+        };
+        assert_eq!(a.headers["age"], "29");
+        assert_eq!(a.headers["x-cache-status"], "Hit");
+        // Two seconds more: past cache_ttl, fetched again.
+        *clock.0.lock().unwrap() += 2.0;
+        let (flow, headers, _) = access(&p, &mut h);
+        assert!(matches!(flow, Flow::Continue));
+        assert_eq!(headers[0].1, "Refresh");
+    }
+
     #[test]
     fn content_type_rules_match_media_types_and_parameters() {
         assert!(TypeRule::new("application/json").matches("application/json; charset=utf-8"));

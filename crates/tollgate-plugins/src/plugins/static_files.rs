@@ -110,8 +110,10 @@ impl PluginSchema for StaticFilesConfig {
 pub struct StaticFiles {
     config: StaticFilesConfig,
     /// The root with its symbolic links resolved (as given if it does not
-    /// exist yet).
+    /// exist yet), when the configuration was loaded.
     root: PathBuf,
+    /// The root folder, opened then (files are opened beneath it).
+    root_dir: Option<std::fs::File>,
 }
 
 /// A file found for a request.
@@ -139,7 +141,12 @@ impl StaticFiles {
     pub fn new(config: StaticFilesConfig) -> Self {
         let root =
             std::fs::canonicalize(&config.root).unwrap_or_else(|_| config.root.clone().into());
-        StaticFiles { config, root }
+        let root_dir = std::fs::File::open(&root).ok();
+        StaticFiles {
+            config,
+            root,
+            root_dir,
+        }
     }
 
     /// Whether `path` (resolved) lies under the root.
@@ -147,39 +154,71 @@ impl StaticFiles {
         std::fs::canonicalize(path).is_ok_and(|p| p.starts_with(&self.root))
     }
 
-    /// Opens the regular file at `path` if it is under the root, with a
-    /// precompressed sibling when the client accepts one.
-    fn open(&self, path: &Path, accept: Option<&[(String, f32)]>) -> Option<Found> {
+    /// Opens `rel` (clean, relative) without leaving the root: one
+    /// `openat2` with `RESOLVE_BENEATH`, which follows symbolic links only
+    /// while they stay under the root. A link the kernel will not follow
+    /// that way (an absolute one), or a kernel without `openat2`, falls
+    /// back to resolving the path and checking where it lands.
+    fn open_beneath(&self, rel: &str) -> Option<(std::fs::File, std::fs::Metadata)> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        use rustix::io::Errno;
+        let checked = || {
+            let path = self.root.join(rel);
+            if !self.inside(&path) {
+                return None;
+            }
+            std::fs::File::open(path).ok()
+        };
+        let file = match &self.root_dir {
+            Some(dir) => {
+                let path = if rel.is_empty() { "." } else { rel };
+                match rustix::fs::openat2(
+                    dir,
+                    path,
+                    OFlags::RDONLY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+                ) {
+                    Ok(fd) => std::fs::File::from(fd),
+                    Err(e) if e == Errno::XDEV || e == Errno::NOSYS || e == Errno::AGAIN => {
+                        checked()?
+                    }
+                    Err(_) => return None,
+                }
+            }
+            None => checked()?,
+        };
+        let meta = file.metadata().ok()?;
+        Some((file, meta))
+    }
+
+    /// Opens the regular file `rel`, or a precompressed sibling the client
+    /// accepts.
+    fn open(&self, rel: &str, accept: Option<&[(String, f32)]>) -> Option<Found> {
         if self.config.precompressed {
             if let Some(accept) = accept {
                 for (coding, ext) in [("br", "br"), ("gzip", "gz")] {
                     if quality(accept, coding) <= 0.0 {
                         continue;
                     }
-                    let mut sibling = path.as_os_str().to_owned();
-                    sibling.push(".");
-                    sibling.push(ext);
-                    if let Some(mut f) = self.open_plain(Path::new(&sibling)) {
-                        f.name = path.to_owned();
-                        f.coding = Some(coding);
-                        return Some(f);
+                    if let Some((file, meta)) = self.open_beneath(&format!("{rel}.{ext}")) {
+                        if meta.is_file() {
+                            return Some(Found {
+                                file,
+                                meta,
+                                name: PathBuf::from(rel),
+                                coding: Some(coding),
+                            });
+                        }
                     }
                 }
             }
         }
-        self.open_plain(path)
-    }
-
-    fn open_plain(&self, path: &Path) -> Option<Found> {
-        let file = std::fs::File::open(path).ok()?;
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() || !self.inside(path) {
-            return None;
-        }
-        Some(Found {
+        let (file, meta) = self.open_beneath(rel)?;
+        meta.is_file().then(|| Found {
             file,
             meta,
-            name: path.to_owned(),
+            name: PathBuf::from(rel),
             coding: None,
         })
     }
@@ -187,29 +226,39 @@ impl StaticFiles {
     /// Looks up `rel` (a clean relative path; `dir` when the request path
     /// ended with `/`).
     fn lookup(&self, rel: &str, dir: bool, accept: Option<&[(String, f32)]>) -> Lookup {
-        let path = self.root.join(rel);
-        let is_dir = std::fs::metadata(&path).is_ok_and(|m| m.is_dir());
-        if is_dir {
+        let Some((file, meta)) = self.open_beneath(rel) else {
+            return Lookup::Missing;
+        };
+        if meta.is_dir() {
             if !dir && !rel.is_empty() {
                 return Lookup::Redirect;
             }
-            if !self.inside(&path) {
-                return Lookup::Missing;
-            }
             for index in &self.config.index {
-                if let Some(f) = self.open(&path.join(index), accept) {
+                let name = if rel.is_empty() {
+                    index.clone()
+                } else {
+                    format!("{rel}/{index}")
+                };
+                if let Some(f) = self.open(&name, accept) {
                     return Lookup::File(f);
                 }
             }
-            return Lookup::Folder(path);
+            return Lookup::Folder(self.root.join(rel));
         }
-        if dir {
+        if dir || !meta.is_file() {
             return Lookup::Missing;
         }
-        match self.open(&path, accept) {
-            Some(f) => Lookup::File(f),
-            None => Lookup::Missing,
+        if self.config.precompressed && accept.is_some() {
+            if let Some(f) = self.open(rel, accept) {
+                return Lookup::File(f);
+            }
         }
+        Lookup::File(Found {
+            file,
+            meta,
+            name: PathBuf::from(rel),
+            coding: None,
+        })
     }
 }
 

@@ -48,7 +48,8 @@ pub struct Levels {
 
 /// Which way a [`Transcoder`] works, with its state.
 enum State {
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    /// A zlib stream with the gzip wrapper (window sized to the body).
+    Gzip(flate2::write::ZlibEncoder<Vec<u8>>),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
     Gunzip(flate2::write::MultiGzDecoder<Vec<u8>>),
@@ -71,18 +72,28 @@ impl std::fmt::Debug for Transcoder {
 }
 
 impl Transcoder {
-    /// An encoder to `coding`.
-    pub fn encoder(coding: Coding, levels: Levels) -> std::io::Result<Self> {
+    /// An encoder to `coding`. With the body's `size` known, gzip and
+    /// brotli use a window no larger than the body (as nginx sizes zlib's),
+    /// which makes small answers much cheaper to set up.
+    pub fn encoder(coding: Coding, levels: Levels, size: Option<u64>) -> std::io::Result<Self> {
+        // log2 of the smallest power of two holding the body.
+        let fit = |n: u64| 64 - n.saturating_sub(1).max(1).leading_zeros();
         let state = match coding {
-            Coding::Gzip => State::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::new(levels.gzip.clamp(1, 9)),
-            )),
+            Coding::Gzip => {
+                let bits = size.map_or(15, |n| fit(n + 262).clamp(9, 15)) as u8;
+                State::Gzip(flate2::write::ZlibEncoder::new_with_compress(
+                    Vec::new(),
+                    flate2::Compress::new_gzip(
+                        flate2::Compression::new(levels.gzip.clamp(1, 9)),
+                        bits,
+                    ),
+                ))
+            }
             Coding::Brotli => State::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 16 * 1024,
                 levels.brotli.min(11),
-                22,
+                size.map_or(22, |n| fit(n).clamp(10, 22)),
             ))),
             Coding::Zstd => State::Zstd(zstd::stream::write::Encoder::new(
                 Vec::new(),
@@ -179,10 +190,23 @@ mod tests {
     fn every_coding_round_trips_through_our_decoder() {
         let input: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8 ^ b'a').collect();
         for coding in [Coding::Gzip, Coding::Brotli, Coding::Zstd] {
-            let packed = run(&mut Transcoder::encoder(coding, LEVELS).unwrap(), &input);
-            assert!(packed.len() < input.len(), "{coding:?}");
+            for size in [None, Some(input.len() as u64)] {
+                let packed = run(
+                    &mut Transcoder::encoder(coding, LEVELS, size).unwrap(),
+                    &input,
+                );
+                assert!(packed.len() < input.len(), "{coding:?}");
+                let unpacked = run(&mut Transcoder::decoder(coding.token()).unwrap(), &packed);
+                assert_eq!(unpacked, input, "{coding:?} {size:?}");
+            }
+            // A small body with a window fitted to it.
+            let small = &input[..700];
+            let packed = run(
+                &mut Transcoder::encoder(coding, LEVELS, Some(700)).unwrap(),
+                small,
+            );
             let unpacked = run(&mut Transcoder::decoder(coding.token()).unwrap(), &packed);
-            assert_eq!(unpacked, input, "{coding:?}");
+            assert_eq!(unpacked, small, "{coding:?} small");
         }
     }
 
