@@ -46,10 +46,83 @@ pub struct Levels {
     pub zstd: i32,
 }
 
+/// A gzip deflate state. Setting one up zeroes a 128 KiB hash table and
+/// its buffers, more work than compressing a small answer: finished states
+/// are reset and kept per worker thread for the next answer.
+struct Deflater {
+    c: flate2::Compress,
+    level: u32,
+    bits: u8,
+}
+
+thread_local! {
+    /// Finished deflate states, ready for reuse (a few per thread).
+    static DEFLATERS: std::cell::RefCell<Vec<Box<Deflater>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Deflater {
+    /// A state for `level` and `bits`, reused when this thread has one.
+    fn take(level: u32, bits: u8) -> Box<Deflater> {
+        let reused = DEFLATERS.with(|d| {
+            let mut d = d.borrow_mut();
+            let i = d.iter().position(|x| x.level == level && x.bits == bits)?;
+            Some(d.swap_remove(i))
+        });
+        reused.unwrap_or_else(|| {
+            Box::new(Deflater {
+                c: flate2::Compress::new_gzip(flate2::Compression::new(level), bits),
+                level,
+                bits,
+            })
+        })
+    }
+
+    /// Resets a finished state and keeps it for this thread.
+    fn give_back(mut self: Box<Self>) {
+        self.c.reset();
+        DEFLATERS.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.len() < 4 {
+                d.push(self);
+            }
+        });
+    }
+
+    /// Compresses `input` into `out` (growing it); with `Finish`, to the
+    /// end of the stream.
+    fn run(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        flush: flate2::FlushCompress,
+    ) -> std::io::Result<()> {
+        loop {
+            if out.capacity() - out.len() < 256 {
+                out.reserve((input.len() / 2).max(4096));
+            }
+            let before = self.c.total_in();
+            let status = self
+                .c
+                .compress_vec(input, out, flush)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let used = (self.c.total_in() - before) as usize;
+            input = &input[used..];
+            let room_left = out.capacity() - out.len() >= 256;
+            match (status, flush) {
+                (flate2::Status::StreamEnd, _) => return Ok(()),
+                (_, flate2::FlushCompress::Finish) => {}
+                _ if input.is_empty() && room_left => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Which way a [`Transcoder`] works, with its state.
 enum State {
-    /// A zlib stream with the gzip wrapper (window sized to the body).
-    Gzip(flate2::write::ZlibEncoder<Vec<u8>>),
+    /// A deflate stream with the gzip wrapper (window sized to the body),
+    /// and the output so far.
+    Gzip(Box<Deflater>, Vec<u8>),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
     Gunzip(flate2::write::MultiGzDecoder<Vec<u8>>),
@@ -81,13 +154,11 @@ impl Transcoder {
         let state = match coding {
             Coding::Gzip => {
                 let bits = size.map_or(15, |n| fit(n + 262).clamp(9, 15)) as u8;
-                State::Gzip(flate2::write::ZlibEncoder::new_with_compress(
-                    Vec::new(),
-                    flate2::Compress::new_gzip(
-                        flate2::Compression::new(levels.gzip.clamp(1, 9)),
-                        bits,
-                    ),
-                ))
+                let capacity = size.map_or(16 * 1024, |n| (n as usize / 2).clamp(512, 64 * 1024));
+                State::Gzip(
+                    Deflater::take(levels.gzip.clamp(1, 9), bits),
+                    Vec::with_capacity(capacity),
+                )
             }
             Coding::Brotli => State::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
@@ -123,7 +194,7 @@ impl Transcoder {
     /// Takes `data` in; returns what came out so far.
     pub fn push(&mut self, data: &[u8]) -> Bytes {
         let out = match &mut self.state {
-            State::Gzip(w) => w.write_all(data).map(|_| w.get_mut()),
+            State::Gzip(d, out) => d.run(data, out, flate2::FlushCompress::None).map(|_| out),
             State::Brotli(w) => w.write_all(data).map(|_| w.get_mut()),
             State::Zstd(w) => w.write_all(data).map(|_| w.get_mut()),
             State::Gunzip(w) => w.write_all(data).map(|_| w.get_mut()),
@@ -145,7 +216,15 @@ impl Transcoder {
     /// Ends the stream; returns the last bytes.
     pub fn finish(&mut self) -> Bytes {
         let out = match std::mem::replace(&mut self.state, State::Done) {
-            State::Gzip(w) => w.finish(),
+            State::Gzip(mut d, mut out) => {
+                let done = d
+                    .run(&[], &mut out, flate2::FlushCompress::Finish)
+                    .map(|_| out);
+                if done.is_ok() {
+                    d.give_back();
+                }
+                done
+            }
             State::Brotli(w) => Ok(w.into_inner()),
             State::Zstd(w) => w.finish(),
             State::Gunzip(w) => w.finish(),
