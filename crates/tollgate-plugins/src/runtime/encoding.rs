@@ -57,28 +57,26 @@ struct Deflater {
 
 thread_local! {
     /// Finished deflate states, ready for reuse (a few per thread).
-    static DEFLATERS: std::cell::RefCell<Vec<Box<Deflater>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static DEFLATERS: std::cell::RefCell<Vec<Deflater>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Deflater {
     /// A state for `level` and `bits`, reused when this thread has one.
-    fn take(level: u32, bits: u8) -> Box<Deflater> {
+    fn take(level: u32, bits: u8) -> Deflater {
         let reused = DEFLATERS.with(|d| {
             let mut d = d.borrow_mut();
             let i = d.iter().position(|x| x.level == level && x.bits == bits)?;
             Some(d.swap_remove(i))
         });
-        reused.unwrap_or_else(|| {
-            Box::new(Deflater {
-                c: flate2::Compress::new_gzip(flate2::Compression::new(level), bits),
-                level,
-                bits,
-            })
+        reused.unwrap_or_else(|| Deflater {
+            c: flate2::Compress::new_gzip(flate2::Compression::new(level), bits),
+            level,
+            bits,
         })
     }
 
     /// Resets a finished state and keeps it for this thread.
-    fn give_back(mut self: Box<Self>) {
+    fn give_back(mut self) {
         self.c.reset();
         DEFLATERS.with(|d| {
             let mut d = d.borrow_mut();
@@ -122,7 +120,7 @@ impl Deflater {
 enum State {
     /// A deflate stream with the gzip wrapper (window sized to the body),
     /// and the output so far.
-    Gzip(Box<Deflater>, Vec<u8>),
+    Gzip(Deflater, Vec<u8>),
     Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
     Gunzip(flate2::write::MultiGzDecoder<Vec<u8>>),
