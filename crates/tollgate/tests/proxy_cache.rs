@@ -225,16 +225,26 @@ async fn a_hundred_simultaneous_misses_send_one_request_upstream() {
     assert_eq!(statuses.get("Hit"), Some(&99), "{statuses:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn stale_while_revalidate_serves_the_old_copy_while_one_request_refreshes() {
+/// A gateway with cache_control on, and an entry for `url` (answered with
+/// `max-age=1, EXTENSION=30`) that has gone stale: (backend, gateway,
+/// client, url, the stored answer).
+async fn gone_stale(
+    extension: &str,
+) -> (Backend, Gateway, HttpClient, String, support::client::Got) {
     let b = Backend::start("b").await;
     let form = "&config.cache_control=true&config.vary_query_params[]=k";
     let (gw, c) = cached(&b, form, &[]).await;
-    let cc = "Cache-Control=max-age%3D1,%20stale-while-revalidate%3D30";
+    let cc = format!("Cache-Control=max-age%3D1,%20{extension}%3D30");
     let url = format!("{}/c/answer?k=1&{cc}", gw.url());
     let old = get(&c, &url, &[]).await;
     assert_eq!(status(&old), "Miss");
     tokio::time::sleep(Duration::from_millis(2100)).await;
+    (b, gw, c, url, old)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stale_while_revalidate_serves_the_old_copy_while_one_request_refreshes() {
+    let (_b, _gw, c, url, old) = gone_stale("stale-while-revalidate").await;
     // One request refreshes slowly; meanwhile others get the stale copy.
     let slow = {
         let (c, url) = (c.clone(), format!("{url}&_delay=800"));
@@ -334,14 +344,7 @@ async fn memory_budget_holds_under_ten_thousand_distinct_keys() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stale_if_error_serves_the_old_copy_instead_of_a_backend_failure() {
-    let b = Backend::start("b").await;
-    let form = "&config.cache_control=true&config.vary_query_params[]=k";
-    let (gw, c) = cached(&b, form, &[]).await;
-    let cc = "Cache-Control=max-age%3D1,%20stale-if-error%3D30";
-    let url = format!("{}/c/answer?k=1&{cc}", gw.url());
-    let old = get(&c, &url, &[]).await;
-    assert_eq!(status(&old), "Miss");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (_b, _gw, c, url, old) = gone_stale("stale-if-error").await;
     let failing = get(&c, &format!("{url}&_status=503"), &[]).await;
     assert_eq!((failing.status, status(&failing)), (200, "Stale"));
     assert_eq!(failing.text(), old.text());
