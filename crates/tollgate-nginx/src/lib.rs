@@ -8,5 +8,12 @@
 //! upstreams, `limit_req` → rate limiting…) builds on it.
 
 mod parse;
+mod translate;
 
 pub use parse::{parse_file, parse_str, ConfError, Directive};
+pub use translate::{translate, Translated};
+
+/// Reads and translates the nginx configuration in `path`.
+pub fn load(path: &std::path::Path) -> Result<Translated, ConfError> {
+    translate(&parse_file(path)?)
+}

@@ -224,36 +224,37 @@ fn block(
             Token::Open(l) => return Err(err(*l, "unexpected \"{\"".into())),
         };
         let mut args = Vec::new();
-        let inner =
-            loop {
-                match tokens.get(*pos) {
-                    None => return Err(err(
+        let inner = loop {
+            match tokens.get(*pos) {
+                None => {
+                    return Err(err(
                         line,
                         format!(
                             "unexpected end of file, expecting \";\" or \"}}\" after \"{name}\""
                         ),
-                    )),
-                    Some(Token::Word(w, _)) => {
-                        args.push(w.clone());
-                        *pos += 1;
-                    }
-                    Some(Token::Semicolon(_)) => {
-                        *pos += 1;
-                        break None;
-                    }
-                    Some(Token::Open(l)) => {
-                        let l = *l;
-                        *pos += 1;
-                        break Some(block(tokens, pos, file, base, depth, Some(l))?);
-                    }
-                    Some(Token::Close(l)) => {
-                        return Err(err(
-                            *l,
-                            format!("unexpected \"}}\" in \"{name}\" (missing \";\"?)"),
-                        ))
-                    }
+                    ))
                 }
-            };
+                Some(Token::Word(w, _)) => {
+                    args.push(w.clone());
+                    *pos += 1;
+                }
+                Some(Token::Semicolon(_)) => {
+                    *pos += 1;
+                    break None;
+                }
+                Some(Token::Open(l)) => {
+                    let l = *l;
+                    *pos += 1;
+                    break Some(block(tokens, pos, file, base, depth, Some(l))?);
+                }
+                Some(Token::Close(l)) => {
+                    return Err(err(
+                        *l,
+                        format!("unexpected \"}}\" in \"{name}\" (missing \";\"?)"),
+                    ))
+                }
+            }
+        };
         if name == "include" && inner.is_none() {
             let [pattern] = args.as_slice() else {
                 return Err(err(line, "\"include\" takes one file or glob".into()));

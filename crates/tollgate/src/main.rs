@@ -35,6 +35,10 @@ enum Command {
         /// Settings file (TOML); TOLLGATE_<SETTING> environment variables override it.
         #[arg(short = 'c', long = "conf")]
         conf: Option<PathBuf>,
+        /// Serve this nginx configuration (DB-less; its `listen`s are the
+        /// proxy listeners unless TOLLGATE_PROXY_LISTEN is set).
+        #[arg(long = "nginx-conf")]
+        nginx_conf: Option<PathBuf>,
     },
     /// Validate the settings and the declarative configuration without starting (exit 0 or 1).
     Check {
@@ -43,6 +47,15 @@ enum Command {
         conf: Option<PathBuf>,
         /// A declarative file to check instead of the `declarative_config` setting.
         file: Option<PathBuf>,
+        /// Check this nginx configuration instead (like `nginx -t`).
+        #[arg(long = "nginx-conf")]
+        nginx_conf: Option<PathBuf>,
+    },
+    /// Print the Kong declarative file (JSON) equivalent to an nginx configuration.
+    Convert {
+        /// The nginx configuration.
+        #[arg(long = "nginx-conf")]
+        nginx_conf: PathBuf,
     },
     /// Import or export the database's configuration as a Kong declarative file.
     Config {
@@ -147,14 +160,100 @@ fn load_settings(conf: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
     })
 }
 
+/// Settings for serving an nginx configuration: DB-less, with the file's
+/// `listen`s and `worker_processes` unless the environment sets them.
+fn nginx_settings(
+    conf: Option<&std::path::Path>,
+    path: &std::path::Path,
+) -> Result<Settings, ExitCode> {
+    let t = tollgate_nginx::load(path).map_err(|e| {
+        eprintln!("tollgate: {e}");
+        ExitCode::FAILURE
+    })?;
+    let mut extra = vec![
+        ("TOLLGATE_NGINX_CONF".to_owned(), path.display().to_string()),
+        ("TOLLGATE_DATABASE".to_owned(), "off".to_owned()),
+    ];
+    if std::env::var_os("TOLLGATE_PROXY_LISTEN").is_none() {
+        extra.push(("TOLLGATE_PROXY_LISTEN".to_owned(), t.listen.join(", ")));
+    }
+    if let (None, Some(n)) = (std::env::var_os("TOLLGATE_WORKER_THREADS"), t.workers) {
+        extra.push(("TOLLGATE_WORKER_THREADS".to_owned(), n.to_string()));
+    }
+    Settings::load(conf, std::env::vars().chain(extra)).map_err(|e| {
+        eprintln!("tollgate: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// `tollgate convert --nginx-conf FILE`.
+fn convert(path: &std::path::Path) -> ExitCode {
+    match tollgate_nginx::load(path) {
+        Ok(t) => {
+            for w in &t.warnings {
+                eprintln!("tollgate: warning: {w}");
+            }
+            match serde_json::to_string_pretty(&t.document) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tollgate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { conf } => match load_settings(conf.as_deref()) {
-            Ok(s) => node::run(s),
-            Err(code) => code,
-        },
-        Command::Check { conf, file } => {
+        Command::Run { conf, nginx_conf } => {
+            let settings = match &nginx_conf {
+                Some(path) => nginx_settings(conf.as_deref(), path),
+                None => load_settings(conf.as_deref()),
+            };
+            match settings {
+                Ok(s) => node::run(s),
+                Err(code) => code,
+            }
+        }
+        Command::Convert { nginx_conf } => convert(&nginx_conf),
+        Command::Check {
+            conf,
+            file,
+            nginx_conf: Some(path),
+        } => {
+            let settings = match nginx_settings(conf.as_deref(), &path) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match node::file_config(&settings) {
+                Ok(Some(c)) => {
+                    let _ = file;
+                    println!(
+                        "tollgate: the nginx configuration file {} syntax is ok and translates to {} services, {} routes, {} upstreams",
+                        path.display(),
+                        c.services.len(),
+                        c.routes.len(),
+                        c.upstreams.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tollgate: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { conf, file, .. } => {
             let settings = match load_settings(conf.as_deref()) {
                 Ok(s) => s,
                 Err(code) => return code,

@@ -121,12 +121,7 @@ pub fn control_plane(settings: &Settings, plane: DataPlane) -> anyhow::Result<Ar
     };
     let cp = match settings.database {
         Database::Off => {
-            let config = match &settings.declarative_config {
-                Some(path) => {
-                    tollgate_model::declarative::load_file_with(path, Some(plugin_schemas(true)))?
-                }
-                None => Config::default(),
-            };
+            let config: Config = file_config(settings)?.unwrap_or_default();
             ControlPlane::new(None, Some(Arc::new(config)), Box::new(prepare))
         }
         Database::Sqlite => {
@@ -714,18 +709,42 @@ async fn republish_on_dns_change(dns: Arc<Dns>, cp: Arc<ControlPlane>) {
     }
 }
 
+/// The configuration a DB-less node serves: its nginx configuration
+/// translated, or its declarative file; None when it has neither.
+pub fn file_config(settings: &Settings) -> anyhow::Result<Option<Config>> {
+    if let Some(path) = &settings.nginx_conf {
+        let t = tollgate_nginx::load(path)?;
+        for w in &t.warnings {
+            tracing::warn!("{w}");
+        }
+        let name = path.display().to_string();
+        let config = tollgate_model::declarative::from_value_with(
+            &t.document,
+            &name,
+            Some(plugin_schemas(true)),
+        )?;
+        return Ok(Some(config));
+    }
+    match &settings.declarative_config {
+        Some(path) => Ok(Some(tollgate_model::declarative::load_file_with(
+            path,
+            Some(plugin_schemas(true)),
+        )?)),
+        None => Ok(None),
+    }
+}
+
 async fn reload(settings: &Settings, cp: &Arc<ControlPlane>) {
-    let (Database::Off, Some(path)) = (settings.database, settings.declarative_config.clone())
-    else {
+    if settings.database != Database::Off
+        || (settings.declarative_config.is_none() && settings.nginx_conf.is_none())
+    {
         tracing::info!("reload: the configuration lives in the database; nothing to re-read");
         return;
-    };
-    let loaded = tokio::task::spawn_blocking(move || {
-        tollgate_model::declarative::load_file_with(&path, Some(plugin_schemas(true)))
-    })
-    .await;
+    }
+    let settings = settings.clone();
+    let loaded = tokio::task::spawn_blocking(move || file_config(&settings)).await;
     match loaded {
-        Ok(Ok(config)) => match cp.replace_all(config) {
+        Ok(Ok(Some(config))) => match cp.replace_all(config) {
             Ok(()) => tracing::info!(routes = cp.config().routes.len(), "configuration reloaded"),
             Err(e) => tracing::error!(
                 "reload refused, keeping the current configuration: {}",
@@ -734,6 +753,7 @@ async fn reload(settings: &Settings, cp: &Arc<ControlPlane>) {
                     .unwrap_or("invalid configuration")
             ),
         },
+        Ok(Ok(None)) => {}
         Ok(Err(e)) => tracing::error!("reload refused, keeping the current configuration: {e:#}"),
         Err(e) => tracing::error!("reload failed: {e}"),
     }

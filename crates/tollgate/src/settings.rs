@@ -49,6 +49,9 @@ pub struct Settings {
     pub database: Database,
     /// Declarative file.
     pub declarative_config: Option<PathBuf>,
+    /// An nginx configuration served instead of a declarative file
+    /// (`tollgate run --nginx-conf FILE`; implies `database = off`).
+    pub nginx_conf: Option<PathBuf>,
     /// Working folder (pid file, logs).
     pub prefix: PathBuf,
     /// Worker threads (default: cores).
@@ -149,6 +152,7 @@ const NAMES: &[&str] = &[
     "status_listen",
     "database",
     "declarative_config",
+    "nginx_conf",
     "prefix",
     "worker_threads",
     "log_level",
@@ -277,6 +281,11 @@ impl Settings {
             let v = r.value.trim();
             (!v.is_empty()).then(|| PathBuf::from(v))
         };
+        let nginx_conf = {
+            let r = get("nginx_conf", "");
+            let v = r.value.trim();
+            (!v.is_empty()).then(|| PathBuf::from(v))
+        };
         let access_log = {
             let r = get("access_log", "stdout");
             match r.value.trim() {
@@ -316,6 +325,7 @@ impl Settings {
             status_listen: parse_listen(&get("status_listen", "127.0.0.1:8007"))?,
             database,
             declarative_config,
+            nginx_conf,
             prefix: PathBuf::from(get("prefix", "./tollgate").value.trim()),
             worker_threads: parse_num(&get("worker_threads", &cores.to_string()), 1, 1024)?,
             log_level,
