@@ -130,6 +130,20 @@ struct Translator {
     /// Regex locations seen so far (their file order ranks them).
     regexes: i64,
     servers: usize,
+    /// Whether a server took unmatched hosts already.
+    has_default: bool,
+    /// Whether some server is marked `default_server`.
+    marked_default: bool,
+}
+
+/// Whether a `server` block has a `listen … default_server`.
+fn marked_default(d: &Directive) -> bool {
+    d.block.iter().flatten().any(|s| {
+        s.name == "listen"
+            && s.args
+                .iter()
+                .any(|a| a == "default_server" || a == "default")
+    })
 }
 
 fn arg(d: &Directive, i: usize) -> Result<&str, ConfError> {
@@ -173,6 +187,7 @@ impl Translator {
         // Bare `server {}` blocks (no `http {}`) sit in an implicit http;
         // upstreams first, as proxy_pass may name one declared below.
         let inherited = Inherited::default();
+        self.marked_default = tree.iter().any(|d| d.name == "server" && marked_default(d));
         for d in tree.iter().filter(|d| d.name == "upstream") {
             self.upstream(d)?;
         }
@@ -201,6 +216,7 @@ impl Translator {
 
     fn http(&mut self, list: &[Directive]) -> Result<(), ConfError> {
         let mut inherited = Inherited::default();
+        self.marked_default |= list.iter().any(|d| d.name == "server" && marked_default(d));
         // Upstreams first: proxy_pass may name one declared further down.
         for d in list.iter().filter(|d| d.name == "upstream") {
             self.upstream(d)?;
@@ -375,6 +391,11 @@ impl Translator {
         let mut inherited = from_http.clone();
         let list = block(d)?;
         let mut hosts: Vec<String> = Vec::new();
+        // nginx's default server: the one marked `default_server`, else the
+        // first; it also answers hosts no server_name matches.
+        let marked = marked_default(d);
+        let default = marked || (!self.has_default && !self.marked_default);
+        self.has_default |= default;
         for s in list {
             match s.name.as_str() {
                 "listen" => {
@@ -422,7 +443,7 @@ impl Translator {
             }
         }
         for s in list.iter().filter(|s| s.name == "location") {
-            self.location(s, &hosts, &inherited, index)?;
+            self.location(s, &hosts, &inherited, index, default)?;
         }
         Ok(())
     }
@@ -433,6 +454,7 @@ impl Translator {
         hosts: &[String],
         from_server: &Inherited,
         server: usize,
+        default: bool,
     ) -> Result<(), ConfError> {
         let (modifier, path) = match d.args.as_slice() {
             [p] => ("", p.as_str()),
@@ -535,7 +557,16 @@ impl Translator {
         if regex_priority != 0 {
             route.insert("regex_priority".into(), json!(regex_priority));
         }
-        service.insert("routes".into(), json!([Value::Object(route)]));
+        let mut routes = vec![Value::Object(route.clone())];
+        if default && !hosts.is_empty() {
+            // The default server also answers hosts no server_name
+            // matches: the same location without hosts (routes with hosts
+            // rank above it).
+            route.remove("hosts");
+            route.insert("name".into(), json!(format!("{name}-default")));
+            routes.push(Value::Object(route));
+        }
+        service.insert("routes".into(), Value::Array(routes));
         self.services.push(Value::Object(service));
         Ok(())
     }

@@ -266,3 +266,31 @@ async fn sighup_reloads_the_nginx_file_and_keeps_serving_when_it_breaks() {
         "old configuration kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosts_no_server_names_go_to_the_default_server() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let block = |name: &str, listen: &str, port: u16| {
+        format!("server {{ listen {listen}; server_name {name}; location / {{ proxy_pass http://127.0.0.1:{port}; }} }}\n")
+    };
+    let c = http1();
+    for (marked, unknown_goes_to) in [(false, "a"), (true, "b")] {
+        let second = if marked { "80 default_server" } else { "80" };
+        let gw = serve(&format!(
+            "{}{}",
+            block("a.test", "80", a.addr.port()),
+            block("b.test", second, b.addr.port())
+        ));
+        let to = |host: &'static str| {
+            let (c, url) = (c.clone(), format!("{}/", gw.url()));
+            async move { get(&c, &url, &[("host", host)]).await.json()["backend"].clone() }
+        };
+        assert_eq!(to("a.test").await, "a");
+        assert_eq!(to("b.test").await, "b");
+        assert_eq!(
+            to("elsewhere.test").await,
+            unknown_goes_to,
+            "marked: {marked}"
+        );
+    }
+}

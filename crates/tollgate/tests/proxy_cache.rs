@@ -358,7 +358,13 @@ async fn stale_if_error_serves_the_old_copy_instead_of_a_backend_failure() {
 fn disk_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
     let dir = gw.dir.join("prefix/proxy-cache/kong_db_cache");
     let mut v: Vec<_> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                // Files being written are `.tmp` until renamed into place.
+                .filter(|p| p.extension().is_none_or(|e| e != "tmp"))
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
