@@ -117,6 +117,31 @@ pub fn translate(tree: &[Directive]) -> Result<Translated, ConfError> {
 struct Inherited {
     preserve_host: bool,
     timeouts: Map<String, Value>,
+    /// `limit_req` in force: (zone, burst, nodelay, delay).
+    limit_req: Vec<(String, u64, bool, u64)>,
+    /// Whether this level set its own `limit_req` (replacing inherited ones).
+    limit_req_here: bool,
+    /// `limit_req_status`.
+    limit_req_status: Option<u16>,
+}
+
+impl Inherited {
+    /// What a nested level starts from.
+    fn child(&self) -> Inherited {
+        Inherited {
+            limit_req_here: false,
+            ..self.clone()
+        }
+    }
+}
+
+/// A `limit_req_zone`: what a bucket is per, and its rate.
+#[derive(Debug, Clone)]
+struct ZoneDef {
+    limit_by: &'static str,
+    header: Option<String>,
+    rate: f64,
+    max_keys: u64,
 }
 
 #[derive(Default)]
@@ -134,6 +159,26 @@ struct Translator {
     has_default: bool,
     /// Whether some server is marked `default_server`.
     marked_default: bool,
+    /// `limit_req_zone`s by name.
+    zones: std::collections::HashMap<String, ZoneDef>,
+}
+
+/// nginx's size syntax (`10m`, `512k`, bytes).
+fn bytes(d: &Directive, v: &str) -> Result<u64, ConfError> {
+    let lower = v.to_ascii_lowercase();
+    let (num, k) = match lower.strip_suffix('k') {
+        Some(n) => (n, 1024),
+        None => match lower.strip_suffix('m') {
+            Some(n) => (n, 1 << 20),
+            None => match lower.strip_suffix('g') {
+                Some(n) => (n, 1 << 30),
+                None => (lower.as_str(), 1),
+            },
+        },
+    };
+    num.parse::<u64>()
+        .map(|n| n * k)
+        .map_err(|_| d.error(format!("invalid size \"{v}\" in \"{}\"", d.name)))
 }
 
 /// Whether a `server` block has a `listen … default_server`.
@@ -242,6 +287,7 @@ impl Translator {
             "server" => self.server(d, inherited),
             "upstream" => self.upstream(d),
             "include" => Ok(()),
+            "limit_req_zone" => self.limit_req_zone(d),
             "access_log" | "log_format" => {
                 self.warn(
                     d,
@@ -285,6 +331,49 @@ impl Translator {
                     Err(d.error(format!("\"proxy_set_header {name}\" is not supported yet")))
                 }
             }
+            "limit_req" => {
+                let zone = arg(d, 0)?
+                    .strip_prefix("zone=")
+                    .ok_or_else(|| d.error("\"limit_req\" needs zone=NAME"))?
+                    .to_owned();
+                if !self.zones.contains_key(&zone) {
+                    return Err(d.error(format!("unknown limit_req_zone \"{zone}\"")));
+                }
+                let (mut burst, mut nodelay, mut delay) = (0, false, 0);
+                for opt in &d.args[1..] {
+                    let num = |v: &str| {
+                        v.parse::<u64>().map_err(|_| {
+                            d.error(format!("invalid value \"{opt}\" in \"limit_req\""))
+                        })
+                    };
+                    if let Some(v) = opt.strip_prefix("burst=") {
+                        burst = num(v)?;
+                    } else if let Some(v) = opt.strip_prefix("delay=") {
+                        delay = num(v)?;
+                    } else if opt == "nodelay" {
+                        nodelay = true;
+                    } else {
+                        return Err(
+                            d.error(format!("invalid parameter \"{opt}\" in \"limit_req\""))
+                        );
+                    }
+                }
+                if !inherited.limit_req_here {
+                    inherited.limit_req.clear();
+                    inherited.limit_req_here = true;
+                }
+                inherited.limit_req.push((zone, burst, nodelay, delay));
+                Ok(())
+            }
+            "limit_req_status" => {
+                let code = arg(d, 0)?
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|c| (400..=599).contains(c))
+                    .ok_or_else(|| d.error("\"limit_req_status\" needs a status 400-599"))?;
+                inherited.limit_req_status = Some(code);
+                Ok(())
+            }
             "proxy_redirect" if d.args.first().is_some_and(|a| a == "off" || a == "default") => {
                 Ok(())
             }
@@ -301,6 +390,58 @@ impl Translator {
             }
             n => Err(d.error(format!("unknown or unsupported directive \"{n}\""))),
         }
+    }
+
+    fn limit_req_zone(&mut self, d: &Directive) -> Result<(), ConfError> {
+        let key = arg(d, 0)?;
+        let (mut name, mut size, mut rate) = (None, None, None);
+        for opt in &d.args[1..] {
+            if let Some(z) = opt.strip_prefix("zone=") {
+                let (n, sz) = z
+                    .split_once(':')
+                    .ok_or_else(|| d.error(format!("invalid zone size \"{z}\"")))?;
+                name = Some(n.to_owned());
+                size = Some(bytes(d, sz)?);
+            } else if let Some(r) = opt.strip_prefix("rate=") {
+                let (n, per) = match (r.strip_suffix("r/s"), r.strip_suffix("r/m")) {
+                    (Some(n), _) => (n, 1.0),
+                    (None, Some(n)) => (n, 60.0),
+                    _ => return Err(d.error(format!("invalid rate \"{r}\""))),
+                };
+                let n: f64 = n
+                    .parse()
+                    .map_err(|_| d.error(format!("invalid rate \"{r}\"")))?;
+                rate = Some(n / per);
+            } else if opt != "sync" {
+                return Err(d.error(format!("invalid parameter \"{opt}\" in \"limit_req_zone\"")));
+            }
+        }
+        let (Some(name), Some(size)) = (name, size) else {
+            return Err(d.error("\"limit_req_zone\" needs zone=NAME:SIZE"));
+        };
+        let rate = rate
+            .filter(|r| *r > 0.0)
+            .ok_or_else(|| d.error("\"limit_req_zone\" needs rate=Nr/s or Nr/m"))?;
+        let (limit_by, header) = if key == "$binary_remote_addr" || key == "$remote_addr" {
+            ("ip", None)
+        } else if let Some(h) = key.strip_prefix("$http_") {
+            ("header", Some(h.replace('_', "-")))
+        } else if !key.contains('$') {
+            ("global", None)
+        } else {
+            return Err(d.error(format!("limit_req_zone key \"{key}\" is not supported yet")));
+        };
+        self.zones.insert(
+            name,
+            ZoneDef {
+                limit_by,
+                header,
+                rate,
+                // nginx: one megabyte holds about 16,000 states.
+                max_keys: (size / 64).max(1),
+            },
+        );
+        Ok(())
     }
 
     fn upstream(&mut self, d: &Directive) -> Result<(), ConfError> {
@@ -388,7 +529,7 @@ impl Translator {
     fn server(&mut self, d: &Directive, from_http: &Inherited) -> Result<(), ConfError> {
         self.servers += 1;
         let index = self.servers;
-        let mut inherited = from_http.clone();
+        let mut inherited = from_http.child();
         let list = block(d)?;
         let mut hosts: Vec<String> = Vec::new();
         // nginx's default server: the one marked `default_server`, else the
@@ -461,7 +602,7 @@ impl Translator {
             [m, p] => (m.as_str(), p.as_str()),
             _ => return Err(d.error("invalid number of arguments in \"location\"")),
         };
-        let mut inherited = from_server.clone();
+        let mut inherited = from_server.child();
         let mut proxy_pass = None;
         for s in block(d)? {
             match s.name.as_str() {
@@ -556,6 +697,32 @@ impl Translator {
         route.insert("preserve_host".into(), json!(inherited.preserve_host));
         if regex_priority != 0 {
             route.insert("regex_priority".into(), json!(regex_priority));
+        }
+        match inherited.limit_req.as_slice() {
+            [] => {}
+            [(zone, burst, nodelay, delay)] => {
+                let z = &self.zones[zone];
+                let mut config = json!({
+                    "zone": zone,
+                    "rate": z.rate,
+                    "burst": burst,
+                    "nodelay": nodelay,
+                    "delay": delay,
+                    "limit_by": z.limit_by,
+                    "status": inherited.limit_req_status.unwrap_or(503),
+                    "max_keys": z.max_keys,
+                });
+                if let Some(h) = &z.header {
+                    config["header_name"] = json!(h);
+                }
+                route.insert(
+                    "plugins".into(),
+                    json!([{ "name": "limit-req", "config": config }]),
+                );
+            }
+            _ => {
+                return Err(d.error("more than one limit_req for one location is not supported yet"))
+            }
         }
         let mut routes = vec![Value::Object(route.clone())];
         if default && !hosts.is_empty() {

@@ -88,6 +88,7 @@ static PLUGINS: &[PluginInfo] = &[
     plugin::<request_size_limiting::RequestSizeLimitingConfig>(),
     plugin::<acl::AclConfig>(),
     plugin::<rate_limiting::RateLimitingConfig>(),
+    plugin::<limit_req::LimitReqConfig>(),
     plugin::<request_transformer::RequestTransformerConfig>(),
     plugin::<response_transformer::ResponseTransformerConfig>(),
     plugin::<compression::CompressionConfig>(),

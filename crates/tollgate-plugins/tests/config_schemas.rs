@@ -339,6 +339,7 @@ const MINIMAL: &[(&str, &str)] = &[
     ("request-transformer", "{}"),
     ("response-transformer", "{}"),
     ("compression", "{}"),
+    ("limit-req", "{}"),
     ("static-files", r#"{"root": "/srv/www"}"#),
     ("proxy-cache", "{}"),
     ("prometheus", "{}"),

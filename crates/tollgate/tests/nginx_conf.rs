@@ -294,3 +294,58 @@ async fn hosts_no_server_names_go_to_the_default_server() {
         );
     }
 }
+
+/// Sends 40 simultaneous requests; returns (statuses by count, seconds until
+/// the last 200 arrived).
+async fn forty_at_once(url: &str) -> (HashMap<u16, usize>, f64) {
+    let c = http1();
+    let start = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (c, url) = (c.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let got = get(&c, &url, &[]).await;
+            (got.status, start.elapsed().as_secs_f64())
+        }));
+    }
+    let mut counts = HashMap::new();
+    let mut last_ok: f64 = 0.0;
+    for t in tasks {
+        let (status, at) = t.await.unwrap();
+        *counts.entry(status).or_default() += 1;
+        if status == 200 {
+            last_ok = last_ok.max(at);
+        }
+    }
+    (counts, last_ok)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_limit_req_example_serves_twenty_one_spaced_at_the_rate_and_refuses_nineteen() {
+    let b = Backend::start("api").await;
+    let port = b.addr.port();
+    let example = |extra: &str| {
+        format!(
+            "http {{\n\
+               limit_req_zone $binary_remote_addr zone=api_limit:10m rate=10r/s;\n\
+               server {{\n\
+                 location /api/ {{ limit_req zone=api_limit burst=20{extra}; proxy_pass http://127.0.0.1:{port}; }}\n\
+               }}\n\
+             }}\n"
+        )
+    };
+    let gw = serve(&example(""));
+    let (counts, last) = forty_at_once(&format!("{}/api/x", gw.url())).await;
+    assert_eq!(counts.get(&200), Some(&21), "{counts:?}");
+    assert_eq!(counts.get(&503), Some(&19), "{counts:?}");
+    // The 21st waits 20 × 100 ms.
+    assert!((1.8..3.5).contains(&last), "last served after {last:.2}s");
+    println!("delayed: {counts:?}, last 200 after {last:.2}s");
+
+    let gw = serve(&example(" nodelay"));
+    let (counts, last) = forty_at_once(&format!("{}/api/x", gw.url())).await;
+    assert_eq!(counts.get(&200), Some(&21), "{counts:?}");
+    assert_eq!(counts.get(&503), Some(&19), "{counts:?}");
+    assert!(last < 1.0, "nodelay: last served after {last:.2}s");
+    println!("nodelay: {counts:?}, last 200 after {last:.2}s");
+}

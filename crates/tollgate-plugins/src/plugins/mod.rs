@@ -14,6 +14,7 @@ pub mod http_log;
 pub mod ip_restriction;
 pub mod jwt;
 pub mod key_auth;
+pub mod limit_req;
 pub mod mtls_auth;
 pub mod oauth2;
 pub mod prometheus;
