@@ -262,11 +262,17 @@ impl StaticFiles {
     }
 }
 
-/// The routed path as a clean relative path: percent-decoded, empty and
-/// `.` segments dropped; `None` when a segment is `..` or has a NUL or a
-/// backslash (nothing may name a place above the root).
+/// The routed path as a clean relative path: percent-decoded (the model's
+/// decoder: bad escapes stay literal, bad UTF-8 is replaced, so such a path
+/// names no file), empty and `.` segments dropped; `None` when a segment is
+/// `..` or has a NUL or a backslash (nothing may name a place above the
+/// root).
 fn clean(path: &str) -> Option<(String, bool)> {
-    let decoded = percent_decode(path)?;
+    let decoded = if path.contains('%') {
+        tollgate_model::form::percent_decode(path.as_bytes(), false)
+    } else {
+        path.to_owned()
+    };
     let dir = decoded.ends_with('/');
     let mut out = String::with_capacity(decoded.len());
     for seg in decoded.split('/') {
@@ -283,26 +289,6 @@ fn clean(path: &str) -> Option<(String, bool)> {
         }
     }
     Some((out, dir))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    if !s.contains('%') {
-        return Some(s.to_owned());
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// nginx's ETag: modification time and size in hex.
